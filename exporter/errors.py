@@ -42,5 +42,5 @@ class ApiError(ExporterError):
         super().__init__(f"{message} ({', '.join(details)})")
 
 
-class PaginationError(ExporterError):
+class PaginationError(ApiError):
     """Signal a listing that cannot be completed without silently dropping images."""

@@ -114,9 +114,7 @@ def sign_headers(
     headers = {"host": host, DATE_HEADER: timestamp}
     if credentials.security_token:
         headers[SECURITY_TOKEN_HEADER] = credentials.security_token
-    headers["authorization"] = authorization(
-        credentials, method, path, params, headers, timestamp
-    )
+    headers["authorization"] = authorization(credentials, method, path, params, headers, timestamp)
     return headers
 
 

@@ -1,0 +1,131 @@
+"""Parse the command line and run the exporter, its config check, or the simulated API."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+from exporter import __version__, logs
+from exporter.app import Exporter
+from exporter.config import load_config
+from exporter.errors import ConfigError
+from exporter.web import HttpServer, make_app
+
+DEFAULT_PORT = 10041
+DEFAULT_LISTEN_ADDRESS = f":{DEFAULT_PORT}"
+DEFAULT_CONFIG_FILE = "config.yml"
+ENV_PREFIX = "BCC_IMAGE_EXPORTER_"
+
+log = logging.getLogger(__name__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return the process exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["simulate"]:
+        from exporter.simulator.cli import main as simulate
+
+        return simulate(args[1:])
+    options = _parser().parse_args(args)
+    logs.configure(options.log_level, options.log_format)
+    try:
+        config = load_config(options.config_file)
+    except ConfigError as err:
+        print(f"{options.config_file}: {err}", file=sys.stderr)
+        return 1
+    if options.config_check:
+        targets = sum(len(account.regions) for account in config.accounts)
+        print(f"{options.config_file}: OK, {len(config.accounts)} accounts, {targets} targets")
+        return 0
+    try:
+        host, port = parse_listen_address(options.listen_address)
+    except ValueError as err:
+        print(f"--web.listen-address: {err}", file=sys.stderr)
+        return 2
+    return _serve(Exporter(config), host, port, options.config_file)
+
+
+def parse_listen_address(address: str) -> tuple[str, int]:
+    """Split `host:port`, `:port` (every interface) or `[v6]:port`."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT such as :{DEFAULT_PORT} or 127.0.0.1:{DEFAULT_PORT}")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+def _serve(exporter: Exporter, host: str, port: int, config_file: str) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("shutting down", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    try:
+        server = HttpServer(make_app(exporter), host, port)
+    except OSError as err:
+        print(f"cannot listen on {host}:{port}: {err.strerror}", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.start()
+    exporter.start()
+    log.info(
+        "exporter started",
+        extra={
+            "version": __version__,
+            "address": f"{host}:{server.port}",
+            "config": config_file,
+            "targets": len(exporter.targets),
+            "mode": exporter.config.refresh.mode,
+        },
+    )
+    while not stop.wait(1.0):
+        pass
+    server.stop()
+    exporter.stop()
+    log.info("exporter stopped")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bcc-image-exporter",
+        description="Export Baidu AI Cloud BCC image inventory as Prometheus metrics. "
+        "`bcc-image-exporter simulate --help` runs the simulated BCC API.",
+    )
+    _flag(parser, "--config.file", "config_file", DEFAULT_CONFIG_FILE, "path of the YAML config")
+    _flag(
+        parser,
+        "--web.listen-address",
+        "listen_address",
+        DEFAULT_LISTEN_ADDRESS,
+        "address to serve /metrics on, HOST:PORT or :PORT",
+    )
+    _flag(parser, "--log.level", "log_level", "info", "one of " + ", ".join(logs.LOG_LEVELS))
+    _flag(parser, "--log.format", "log_format", "logfmt", "one of " + ", ".join(logs.LOG_FORMATS))
+    parser.add_argument(
+        "--config.check",
+        dest="config_check",
+        action="store_true",
+        help="validate the config file, print its problems, and exit",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def _flag(parser: argparse.ArgumentParser, flag: str, dest: str, default: str, text: str) -> None:
+    env = ENV_PREFIX + dest.upper()
+    choices = {"log_level": logs.LOG_LEVELS, "log_format": logs.LOG_FORMATS}.get(dest)
+    parser.add_argument(
+        flag,
+        dest=dest,
+        default=os.environ.get(env, default),
+        choices=choices,
+        help=f"{text} (env {env}; default %(default)s)",
+    )
