@@ -82,7 +82,7 @@ class SimulatorHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         """Send http.server's access log to debug level."""
-        LOG.debug("event=http " + format, *args)
+        LOG.debug("http request", extra={"line": format % args})
 
     def _serve(self) -> None:
         self._discard_body()

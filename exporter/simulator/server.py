@@ -69,7 +69,7 @@ class Simulator:
             daemon=True,
         )
         self._thread.start()
-        LOG.info("event=simulator_started url=%s", self.url)
+        LOG.info("simulator started", extra={"url": self.url})
         return self
 
     def stop(self) -> None:
@@ -83,7 +83,7 @@ class Simulator:
         if thread is not None:
             thread.join()
         self._server = self._thread = None
-        LOG.info("event=simulator_stopped url=%s", self.url)
+        LOG.info("simulator stopped", extra={"url": self.url})
 
     @property
     def url(self) -> str:
