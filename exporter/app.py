@@ -74,13 +74,17 @@ class Exporter:
         """List the targets without data younger than `max_staleness`; empty means ready."""
         now = time.time()
         problems = []
+        max_age = self.config.refresh.max_staleness
         for target in self.targets:
-            snapshot = target.snapshot
             name = f"account={target.account} region={target.region}"
-            if snapshot is None:
+            if target.last_success is None:
                 problems.append(f"{name}: no successful refresh yet")
-            elif now - snapshot.finished_at > self.config.refresh.max_staleness:
-                problems.append(f"{name}: data is older than max_staleness")
+            elif now - target.last_success > max_age:
+                age = now - target.last_success
+                problems.append(
+                    f"{name}: last successful refresh {age:.0f}s ago, "
+                    f"older than max_staleness ({max_age:g}s)"
+                )
         return problems
 
 

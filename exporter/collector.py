@@ -35,7 +35,8 @@ class InventoryCollector(Collector):
             if snapshot is not None:
                 for values, count in sorted(snapshot.counts.items()):
                     images.add_metric([*key, *values], count)
-                last_success.add_metric(key, snapshot.finished_at)
+            if target.last_success is not None:
+                last_success.add_metric(key, target.last_success)
             for image_type, limit in sorted(target.quotas.items()):
                 quota.add_metric([*key, image_type], limit)
             if outcome is not None:

@@ -53,6 +53,7 @@ class Target:
         self.quotas = dict(quotas)
         self.snapshot: Snapshot | None = None
         self.outcome: Outcome | None = None
+        self.last_success: float | None = None
         self._owners = owners
         self._lock = threading.Lock()
 
@@ -76,8 +77,10 @@ class Target:
             return
         duration = time.monotonic() - started
         with self._lock:
-            self.snapshot = Snapshot(dict(tally.counts), time.time(), duration)
-            self.outcome = Outcome(True, time.time(), duration)
+            now = time.time()
+            self.snapshot = Snapshot(dict(tally.counts), now, duration)
+            self.outcome = Outcome(True, now, duration)
+            self.last_success = now
         log.debug(
             "refreshed target",
             extra={
