@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LISTEN ?= 127.0.0.1:10041
 
 .PHONY: run test lint typecheck unit clean
 
@@ -14,7 +15,7 @@ $(STAMP): pyproject.toml
 
 ## run: start the simulated BCC API and the exporter against it (no BCE account needed)
 run: $(STAMP)
-	$(BIN)/python scripts/run_demo.py
+	$(BIN)/python scripts/run_demo.py --listen $(LISTEN)
 
 ## test: ruff, mypy and the whole pytest suite (installs Prometheus for the stack tests)
 test: $(STAMP)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from functools import partial
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, disable_created_metrics
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -24,6 +24,8 @@ class Exporter:
     """Own the registry and the targets; the HTTP layer asks it for metrics and readiness."""
 
     def __init__(self, config: Config) -> None:
+        # `_created` series only add noise to counters that live as long as the process.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.config = config
         self.registry = CollectorRegistry()
         api_metrics = ApiMetrics(self.registry)

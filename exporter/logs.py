@@ -32,9 +32,9 @@ def configure(level: str, fmt: str) -> None:
 def record_fields(record: logging.LogRecord) -> dict[str, Any]:
     """Return the ordered fields of a record: time, level, logger, message, extras, error."""
     fields: dict[str, Any] = {
-        "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(
-            timespec="milliseconds"
-        ),
+        "ts": datetime.fromtimestamp(record.created, timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
         "level": "warn" if record.levelname == "WARNING" else record.levelname.lower(),
         "logger": record.name,
         "msg": record.getMessage(),
