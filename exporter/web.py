@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import html
 import logging
 import socket
@@ -13,9 +12,9 @@ from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__
+from exporter.exposition import render
 
 if TYPE_CHECKING:
     from exporter.app import Exporter
@@ -64,12 +63,9 @@ def make_app(exporter: Exporter) -> WsgiApp:
 
 def _metrics(exporter: Exporter, environ: Environ) -> tuple[str, list[tuple[str, str]], bytes]:
     exporter.before_scrape(_scrape_timeout(environ))
-    encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
-    body = encoder(exporter.registry)
-    headers = [("Content-Type", content_type)]
-    if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
-        body = gzip.compress(body, compresslevel=6)
-        headers.append(("Content-Encoding", "gzip"))
+    body, headers = render(
+        exporter.registry, environ.get("HTTP_ACCEPT", ""), environ.get("HTTP_ACCEPT_ENCODING", "")
+    )
     return "200 OK", headers, body
 
 
