@@ -12,7 +12,6 @@ from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-
 from exporter import __version__
 from exporter.exposition import render
 
