@@ -136,6 +136,8 @@ def _accounts(options: argparse.Namespace, scenario: Scenario) -> list[Simulated
 
 
 def _faults(options: argparse.Namespace, scenario: Scenario) -> list[Fault]:
+    if options.latency < 0:
+        raise UsageError([f"--latency {options.latency:g}: seconds must be >= 0"])
     latency = [Fault("latency", delay=options.latency)] if options.latency > 0 else []
     return latency + scenario.faults
 

@@ -88,8 +88,9 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         self._discard_body()
         request = self._incoming()
         reply = answer(self.server.backend, request)
-        self._send(reply, request.request_id)
+        # Record before writing, so a client that has its answer always finds it in the log.
         self.server.backend.record(recorded(request, reply))
+        self._send(reply, request.request_id)
 
     def _incoming(self) -> Incoming:
         target = urlsplit(self.path)

@@ -108,7 +108,7 @@ class Simulator:
 
     def images(
         self, access_key_id: str, region: str, image_type: str | None = None
-    ) -> list[dict[str, object]]:
+    ) -> list[Image]:
         """Return copies of a region's images as served: every kind, or one imageType filter."""
         if image_type is not None and image_type not in FILTERS:
             raise ConfigError([f"unknown imageType {image_type!r}; use one of {list(FILTERS)}"])
@@ -164,6 +164,3 @@ class Simulator:
         if account is None:
             raise ConfigError([f"no simulated account has access key id {access_key_id!r}"])
         return account
-
-
-__all__ = ["Image", "RecordedRequest", "Simulator"]
