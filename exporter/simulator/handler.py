@@ -114,16 +114,10 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _send(self, reply: Reply, request_id: str) -> None:
-        self.send_response(reply.status)
-        self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
-        self.send_header("x-bce-request-id", request_id)
-        for name, value in reply.headers:
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command == "HEAD":
-            return
         try:
+            self._send_head(reply, request_id)
+            if self.command == "HEAD":
+                return
             if reply.cut_after is not None:
                 self._reset_after(reply.body[: reply.cut_after])
             elif reply.trickle_seconds > 0:
@@ -131,7 +125,17 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             else:
                 self.wfile.write(reply.body)
         except OSError:
+            # The client gave up (a timeout, usually); nothing is left to answer.
             self.close_connection = True
+
+    def _send_head(self, reply: Reply, request_id: str) -> None:
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.send_header("x-bce-request-id", request_id)
+        for name, value in reply.headers:
+            self.send_header(name, value)
+        self.end_headers()
 
     def _trickle(self, body: bytes, seconds: float) -> None:
         steps = max(1, min(len(body), int(seconds / TRICKLE_STEP_SECONDS)))
@@ -146,6 +150,5 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         # A zero linger time makes close() send RST instead of a polite FIN.
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.close_connection = True
-        self.rfile.close()
-        self.wfile.close()
+        self.rfile.close()  # the reader holds the socket open; the writer does not
         self.connection.close()
