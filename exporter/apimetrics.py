@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 OPERATION = "ListImages"
@@ -34,11 +36,21 @@ class ApiMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self._codes: dict[tuple[str, str], set[str]] = {}
 
     def start_target(self, account: str, region: str) -> None:
         """Create a target's series at zero so rates work from the first failure."""
         self.requests.labels(account, region, OPERATION)
         self.latency.labels(account, region, OPERATION)
+
+    def forget_target(self, account: str, region: str) -> None:
+        """Remove a target's series once a reload dropped the target."""
+        for family in (self.requests, self.latency):
+            with contextlib.suppress(KeyError):
+                family.remove(account, region, OPERATION)
+        for code in self._codes.pop((account, region), set()):
+            with contextlib.suppress(KeyError):
+                self.errors.remove(account, region, OPERATION, code)
 
     def observe(self, account: str, region: str, seconds: float, code: str | None) -> None:
         """Record one request: its latency and, when it failed, its error code."""
@@ -46,3 +58,4 @@ class ApiMetrics:
         self.latency.labels(account, region, OPERATION).observe(seconds)
         if code is not None:
             self.errors.labels(account, region, OPERATION, code).inc()
+            self._codes.setdefault((account, region), set()).add(code)

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"--web.listen-address: {err}", file=sys.stderr)
         return 2
-    return _serve(Exporter(config), host, port, options.config_file)
+    return _serve(Exporter(config, options.config_file), host, port, options.config_file)
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -60,19 +60,20 @@ def parse_listen_address(address: str) -> tuple[str, int]:
 
 
 def _serve(exporter: Exporter, host: str, port: int, config_file: str) -> int:
-    stop = threading.Event()
+    wake = threading.Event()
+    received: list[signal.Signals] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("shutting down", extra={"signal": signal.Signals(signum).name})
-        stop.set()
+        received.append(signal.Signals(signum))
+        wake.set()
 
     try:
         server = HttpServer(make_app(exporter), host, port)
     except OSError as err:
         print(f"cannot listen on {host}:{port}: {err.strerror}", file=sys.stderr)
         return 1
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     server.start()
     exporter.start()
     log.info(
@@ -85,12 +86,19 @@ def _serve(exporter: Exporter, host: str, port: int, config_file: str) -> int:
             "mode": exporter.config.refresh.mode,
         },
     )
-    while not stop.wait(1.0):
-        pass
-    server.stop()
-    exporter.stop()
-    log.info("exporter stopped")
-    return 0
+    while True:
+        wake.wait()
+        wake.clear()
+        while received:
+            signum = received.pop(0)
+            if signum == signal.SIGHUP:
+                exporter.try_reload()
+                continue
+            log.info("shutting down", extra={"signal": signum.name})
+            server.stop()
+            exporter.stop()
+            log.info("exporter stopped")
+            return 0
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from exporter.checks import ProblemCollector
+from exporter.credentials import SecretSource
 from exporter.errors import ConfigError
 from exporter.settings import (
     DEFAULT_ENDPOINT,
@@ -23,7 +24,6 @@ from exporter.settings import (
     Config,
     HttpConfig,
     RefreshConfig,
-    SecretSource,
 )
 
 TOP_KEYS = {"accounts", "refresh", "http", "image_types", "page_size", "quotas", "labels"}
@@ -161,10 +161,13 @@ class _ConfigReader(ProblemCollector):
             name = self.text(raw[file_key], f"{path}.{file_key}")
             file = self.base_dir / name
             try:
-                return SecretSource(file.read_text(encoding="utf-8").strip(), file)
+                source = SecretSource.from_file(file)
             except OSError as err:
                 self.problem(f"{path}.{file_key}", f"cannot read {file}: {err.strerror}")
                 return None
+            if not source.value:
+                self.problem(f"{path}.{file_key}", f"{file} is empty")
+            return source
         if key in raw:
             value = self.text(raw[key], f"{path}.{key}")
             return SecretSource(value) if value else None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+
+from exporter.credentials import SecretSource
 
 # Filters queried by default: `All` covers System, Custom and Integration; the others are
 # listed separately because BCC does not document whether `All` includes them.
@@ -50,14 +51,6 @@ DEFAULT_ENDPOINT = "https://bcc.{region}.baidubce.com"
 IMAGE_LABELS = ("image_type", "os_type", "os_name", "os_version", "os_arch", "status")
 DEFAULT_QUOTAS = {"Custom": 20}
 MAX_PAGE_SIZE = 1000
-
-
-@dataclass(frozen=True)
-class SecretSource:
-    """Give a secret's value, from the config text or from a file read at load time."""
-
-    value: str = field(repr=False)
-    path: Path | None = None
 
 
 @dataclass(frozen=True)

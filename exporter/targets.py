@@ -91,6 +91,15 @@ class Target:
             },
         )
 
+    def adopt(self, earlier: Target | None) -> None:
+        """Take over the data of the same target from before a reload, when still comparable."""
+        if earlier is None:
+            return
+        with earlier._lock:
+            self.outcome, self.last_success = earlier.outcome, earlier.last_success
+            if earlier.labels == self.labels and earlier.image_types == self.image_types:
+                self.snapshot = earlier.snapshot
+
     def drop_if_older(self, max_age: float, now: float) -> None:
         """Forget the snapshot once it is older than `max_age` seconds."""
         with self._lock:

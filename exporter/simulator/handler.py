@@ -76,6 +76,12 @@ class SimulatorHandler(BaseHTTPRequestHandler):
 
     do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET  # noqa: N815
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """Stamp `Date` with the simulated clock, so that clients can measure a skew."""
+        if timestamp is None:
+            timestamp = time.time() + self.server.backend.clock_offset
+        return super().date_time_string(timestamp)
+
     def version_string(self) -> str:
         """Name the server without Python's version."""
         return self.server_version

@@ -1,0 +1,132 @@
+"""Rotate secrets and reload the configuration without restarting the exporter."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+import yaml
+
+from exporter.app import Exporter
+from exporter.config import load_config
+from exporter.simulator import SimulatedAccount, Simulator
+from tests.conftest import AK, SK, image_counts, parse_samples, refresh_all, scrape, value
+from tests.test_cli import _free_port, _wait_ready
+
+
+def _config_file(tmp_path: Path, sim: Simulator, regions: list[str], **account: object) -> Path:
+    data = {
+        "accounts": [
+            {
+                "name": "test",
+                "access_key_id": AK,
+                "secret_access_key": SK,
+                "regions": regions,
+                "endpoint": sim.endpoint,
+                **account,
+            }
+        ]
+    }
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_a_rotated_secret_file_takes_effect_without_a_restart(tmp_path: Path) -> None:
+    secret = tmp_path / "sk"
+    secret.write_text("old-secret\n")
+    account = SimulatedAccount(AK, "old-secret", images={"bj": {"Custom": 2}})
+    with Simulator([account]) as sim:
+        path = _config_file(tmp_path, sim, ["bj"], secret_access_key_file="sk")
+        data = yaml.safe_load(path.read_text())
+        del data["accounts"][0]["secret_access_key"]
+        path.write_text(yaml.safe_dump(data))
+        exporter = Exporter(load_config(path))
+        refresh_all(exporter)
+        assert exporter.targets[0].outcome is not None and exporter.targets[0].outcome.up
+
+        sim.stop()
+        rotated = SimulatedAccount(AK, "new-secret", images={"bj": {"Custom": 2}})
+        with Simulator([rotated], port=sim.port) as sim2:
+            refresh_all(exporter)
+            assert not exporter.targets[0].outcome.up, "the old secret is refused"
+            secret.write_text("new-secret\n")
+            os.utime(secret, ns=(time.time_ns(), time.time_ns() + 1_000_000))
+            refresh_all(exporter)
+            assert exporter.targets[0].outcome.up, "the new secret is used"
+            assert sim2.requests[-1].status == 200
+
+
+def test_reload_switches_targets_and_keeps_data_of_those_that_stay(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    path = _config_file(tmp_path, simulator, ["bj"])
+    exporter = Exporter(load_config(path), path)
+    refresh_all(exporter)
+    before = image_counts(scrape(exporter), "bj")
+
+    _config_file(tmp_path, simulator, ["bj", "gz"])
+    assert exporter.try_reload() == []
+    samples = scrape(exporter)
+
+    assert image_counts(samples, "bj") == before, "bj keeps its data across the reload"
+    assert [t.region for t in exporter.targets] == ["bj", "gz"]
+    refresh_all(exporter)
+    assert image_counts(scrape(exporter), "gz")
+
+
+def test_an_invalid_reload_keeps_the_old_configuration(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    path = _config_file(tmp_path, simulator, ["bj"])
+    exporter = Exporter(load_config(path), path)
+    refresh_all(exporter)
+
+    path.write_text("accounts: []\nrefresh: {mode: never}\n")
+    problems = exporter.try_reload()
+
+    assert any(p.startswith("accounts:") for p in problems)
+    assert any(p.startswith("refresh.mode:") for p in problems)
+    assert [t.region for t in exporter.targets] == ["bj"]
+    assert value(scrape(exporter), "bce_bcc_up", account="test", region="bj") == 1
+
+
+def test_sighup_reloads_the_running_exporter(tmp_path: Path, simulator: Simulator) -> None:
+    path = _config_file(tmp_path, simulator, ["bj"])
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            f"--config.file={path}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url)
+        path.write_text("accounts: nope\n")
+        process.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        _config_file(tmp_path, simulator, ["bj", "gz"])
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            samples = parse_samples(requests.get(f"{url}/metrics", timeout=5).text)
+            if image_counts(samples, "gz"):
+                break
+            time.sleep(0.2)
+        assert image_counts(samples, "gz"), "gz appears after the second SIGHUP"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, logs = process.communicate(timeout=5)
+    assert "reload failed" in logs and "accounts: must be a non-empty list" in logs
+    assert "configuration reloaded" in logs
