@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 OPERATION = "ListImages"
 # Latency buckets for one page of ListImages: tens of milliseconds to the read timeout.
@@ -36,6 +36,12 @@ class ApiMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.clock_skew = Gauge(
+            "bce_bcc_clock_skew_seconds",
+            "BCC API clock minus the local clock, from the last response's Date header.",
+            ["account", "region"],
+            registry=registry,
+        )
         self._codes: dict[tuple[str, str], set[str]] = {}
 
     def start_target(self, account: str, region: str) -> None:
@@ -48,6 +54,8 @@ class ApiMetrics:
         for family in (self.requests, self.latency):
             with contextlib.suppress(KeyError):
                 family.remove(account, region, OPERATION)
+        with contextlib.suppress(KeyError):
+            self.clock_skew.remove(account, region)
         for code in self._codes.pop((account, region), set()):
             with contextlib.suppress(KeyError):
                 self.errors.remove(account, region, OPERATION, code)

@@ -6,15 +6,15 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 from exporter.apimetrics import ApiMetrics
+from exporter.clock import SigningClock
 from exporter.errors import ApiError, PaginationError
-from exporter.responses import Page, parse_error, parse_page
+from exporter.responses import Listing, Page, parse_error, parse_page
 from exporter.settings import HttpConfig
 from exporter.signer import Credentials, sign_headers, uri_encode
 
@@ -23,6 +23,7 @@ MAX_PAGES = 10_000
 MAX_BODY_BYTES = 16 * 1024 * 1024
 READ_CHUNK_BYTES = 64 * 1024
 DEFAULT_PORTS = {"http": 80, "https": 443}
+REQUEST_EXPIRED = "RequestExpired"
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class BccClient:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.trust_env = False
+        self._clock = SigningClock()
         metrics.start_target(account, region)
 
     def list_pages(self, image_type: str, deadline: float) -> Iterator[list[dict[str, Any]]]:
@@ -62,10 +64,10 @@ class BccClient:
 
         `deadline` is a `time.monotonic()` value; raises ApiError or PaginationError.
         """
-        seen_markers: set[str] = set()
+        listing = Listing()
         marker: str | None = None
         for _ in range(self._max_pages):
-            page = self._fetch_with_retries(image_type, marker, deadline, seen_markers)
+            page = self._fetch_with_retries(image_type, marker, deadline, listing)
             yield page.images
             if page.next_marker is None:
                 return
@@ -80,18 +82,22 @@ class BccClient:
         self._session.close()
 
     def _fetch_with_retries(
-        self, image_type: str, marker: str | None, deadline: float, seen: set[str]
+        self, image_type: str, marker: str | None, deadline: float, listing: Listing
     ) -> Page:
-        for attempt in range(1, self._http.max_attempts + 1):
+        attempt = 0
+        while True:
+            attempt += 1
+            signed_with = self._clock.offset
             try:
-                return self._fetch(image_type, marker, deadline, seen)
+                return self._fetch(image_type, marker, deadline, listing)
             except ApiError as err:
+                if attempt >= self._http.max_attempts:
+                    raise
+                if err.code == REQUEST_EXPIRED:
+                    self._correct_clock(err, signed_with)
+                    continue
                 delay = self._backoff(attempt, err.retry_after)
-                if (
-                    not err.retryable
-                    or attempt == self._http.max_attempts
-                    or time.monotonic() + delay >= deadline
-                ):
+                if not err.retryable or time.monotonic() + delay >= deadline:
                     raise
                 log.warning(
                     "retrying BCC API request",
@@ -103,7 +109,20 @@ class BccClient:
                     },
                 )
                 time.sleep(delay)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _correct_clock(self, err: ApiError, signed_with: float) -> None:
+        # A skewed local clock makes every signature expire: sign on the API's time instead,
+        # once; if that does not help, the error stands. Another filter's request may have
+        # corrected the clock already, after this one was signed.
+        if self._clock.offset != signed_with:
+            return
+        skew = self._clock.correct()
+        if skew is None:
+            raise err
+        log.warning(
+            "clock skew: signing with the BCC API's time from now on",
+            extra={"account": self.account, "region": self.region, "skew_seconds": skew},
+        )
 
     def _fields(self, image_type: str) -> dict[str, str]:
         return {"account": self.account, "region": self.region, "image_type": image_type}
@@ -114,7 +133,9 @@ class BccClient:
         delay = base * random.uniform(0.5, 1.0)
         return max(delay, retry_after) if retry_after is not None else delay
 
-    def _fetch(self, image_type: str, marker: str | None, deadline: float, seen: set[str]) -> Page:
+    def _fetch(
+        self, image_type: str, marker: str | None, deadline: float, listing: Listing
+    ) -> Page:
         params = {"imageType": image_type, "maxKeys": str(self._page_size)}
         if marker is not None:
             params["marker"] = marker
@@ -124,7 +145,7 @@ class BccClient:
             status, body, headers = self._send(params, deadline)
             if not 200 <= status < 300:
                 raise parse_error(status, body, headers)
-            page = parse_page(body, self._page_size, seen)
+            page = parse_page(body, self._page_size, listing)
         except ApiError as err:
             code = err.code
             raise
@@ -143,12 +164,13 @@ class BccClient:
         # Build the query ourselves so the wire carries exactly the encoding that was signed.
         query = "&".join(f"{uri_encode(k)}={uri_encode(v)}" for k, v in sorted(params.items()))
         headers = sign_headers(
-            self._credentials(), "GET", self._host, self._path, params, datetime.now(timezone.utc)
+            self._credentials(), "GET", self._host, self._path, params, self._clock.now()
         )
         timeout = (
             min(self._http.connect_timeout, remaining),
             min(self._http.read_timeout, remaining),
         )
+        sent_at = time.time()
         try:
             with self._session.get(
                 f"{self._base}{self._path}?{query}",
@@ -157,6 +179,9 @@ class BccClient:
                 stream=True,
                 allow_redirects=False,
             ) as response:
+                skew = self._clock.observe(response.headers.get("Date"), sent_at, time.time())
+                if skew is not None:
+                    self._metrics.clock_skew.labels(self.account, self.region).set(skew)
                 body = _read_bounded(response, deadline)
                 return (
                     response.status_code,

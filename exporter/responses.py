@@ -33,6 +33,8 @@ KNOWN_ERROR_CODES = frozenset(
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 NEVER_RETRIED = frozenset({"SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied"})
 THROTTLE_CODE = "throttled"
+# Fields read for labels and de-duplication: each must be a string when present.
+CHECKED_FIELDS = ("id", "type", "osType", "osName", "osVersion", "osArch", "status")
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,19 @@ class Page:
     next_marker: str | None
 
 
-def parse_page(body: bytes, max_keys: int, seen_markers: set[str]) -> Page:
-    """Check a 200 body against the documented shape; refuse anything that could drop images."""
+class Listing:
+    """Remember what one filter's listing has seen: markers, and the ids of the last page.
+
+    Only the previous page's ids are kept, so memory stays flat however long the listing is.
+    """
+
+    def __init__(self) -> None:
+        self.markers: set[str] = set()
+        self.previous_ids: frozenset[str] = frozenset()
+
+
+def parse_page(body: bytes, max_keys: int, listing: Listing) -> Page:
+    """Check a 200 body against the documented shape; refuse anything that could miscount."""
     try:
         doc = json.loads(body)
     except ValueError as err:
@@ -56,14 +69,13 @@ def parse_page(body: bytes, max_keys: int, seen_markers: set[str]) -> Page:
         images = []
     if not isinstance(images, list):
         raise _invalid(f"'images' is {type(images).__name__}, expected a list")
-    if any(not isinstance(image, dict) for image in images):
-        raise _invalid("'images' holds an entry that is not an object")
     if len(images) > max_keys:
         raise _invalid(f"page holds {len(images)} images, more than maxKeys={max_keys}")
+    _check_images(images, listing)
     truncated = doc.get("isTruncated", False)
     if not isinstance(truncated, bool):
         raise _invalid(f"'isTruncated' is {type(truncated).__name__}, expected true or false")
-    return Page(images, _next_marker(doc, truncated, seen_markers))
+    return Page(images, _next_marker(doc, truncated, listing.markers))
 
 
 def parse_error(status: int, body: bytes, headers: Mapping[str, str]) -> ApiError:
@@ -71,7 +83,7 @@ def parse_error(status: int, body: bytes, headers: Mapping[str, str]) -> ApiErro
     code, message, request_id = _error_fields(body)
     request_id = request_id or headers.get("x-bce-request-id")
     throttled = status == 429 or _looks_throttled(code, message)
-    retryable = status in RETRYABLE_STATUSES or throttled or code == "RequestExpired"
+    retryable = status in RETRYABLE_STATUSES or throttled
     if code in KNOWN_ERROR_CODES:
         label = code
     elif throttled:
@@ -119,6 +131,30 @@ def _next_marker(doc: dict[str, Any], truncated: bool, seen: set[str]) -> str | 
         )
     seen.add(marker)
     return marker
+
+
+def _check_images(images: list[Any], listing: Listing) -> None:
+    ids = []
+    for image in images:
+        if not isinstance(image, dict):
+            raise _invalid(f"'images' holds a {type(image).__name__}, expected an object")
+        for field in CHECKED_FIELDS:
+            value = image.get(field)
+            if value is not None and not isinstance(value, str):
+                raise _invalid(
+                    f"image field {field!r} is {type(value).__name__}, expected a string"
+                )
+        if image.get("id"):
+            ids.append(image["id"])
+    page_ids = frozenset(ids)
+    repeated = (page_ids & listing.previous_ids) or (len(page_ids) < len(ids))
+    if repeated:
+        raise PaginationError(
+            "invalid_response",
+            "the same image appears twice in the listing; it changed while paging, "
+            "so the counts would be wrong",
+        )
+    listing.previous_ids = page_ids
 
 
 def _error_fields(body: bytes) -> tuple[str | None, str | None, str | None]:

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 from exporter.client import BccClient
@@ -65,14 +65,17 @@ class Target:
         """
         started = time.monotonic()
         tally = Tally(self.labels, self._owners)
+        failed = threading.Event()
+        futures: list[Future[None]] = []
         try:
-            futures = [
-                pool.submit(self._list_filter, image_type, deadline, tally)
-                for image_type in self.image_types
-            ]
+            for image_type in self.image_types:
+                futures.append(pool.submit(self._list_filter, image_type, deadline, tally, failed))
             for future in futures:
                 future.result()
-        except Exception as err:  # noqa: BLE001 - the refresh boundary, see docstring
+        except Exception as err:  # noqa: BLE001 - the refresh boundary, see the docstring
+            failed.set()
+            for future in futures:
+                future.cancel()
             self._fail(err, time.monotonic() - started)
             return
         duration = time.monotonic() - started
@@ -113,9 +116,14 @@ class Target:
                 )
                 self.snapshot = None
 
-    def _list_filter(self, image_type: str, deadline: float, tally: Tally) -> None:
-        # Each page is counted as it arrives, so memory holds one page per filter at most.
+    def _list_filter(
+        self, image_type: str, deadline: float, tally: Tally, failed: threading.Event
+    ) -> None:
+        # Each page is counted as it arrives, so memory holds one page per filter at most;
+        # once another filter has failed, the rest of this listing would be wasted calls.
         for page in self.client.list_pages(image_type, deadline):
+            if failed.is_set():
+                return
             tally.add_page(page, image_type)
 
     def _fields(self) -> dict[str, str]:

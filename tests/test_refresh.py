@@ -136,7 +136,6 @@ def test_a_failed_refresh_publishes_nothing_and_is_not_retried(
         (Fault("html", status=502, times=2), "http_502"),
         (Fault("empty", status=504, times=2), "http_504"),
         (Fault("throttle", times=2), "throttled"),
-        (Fault("error", status=400, code="RequestExpired", times=2), "RequestExpired"),
     ],
     ids=lambda item: item.kind if isinstance(item, Fault) else item,
 )

@@ -23,8 +23,13 @@ PAGE_KINDS = frozenset(
         "not_a_list",
         "reset",
         "slow_body",
+        "duplicate_image",
+        "bad_image",
+        "wrong_types",
+        "huge_body",
     }
 )
+HUGE_BODY_BYTES = 17 * 1024 * 1024
 FAULT_KINDS = frozenset({LATENCY}) | RESPONSE_KINDS | PAGE_KINDS
 DEFAULT_STATUS = {"error": 500, "throttle": 429, "html": 502, "empty": 200}
 DEFAULT_CODE = {"error": "InternalError", "throttle": "RequestRateLimitExceeded"}
@@ -156,6 +161,16 @@ def page_fault_reply(fault: Fault, page: Page, view: list[Image]) -> Reply:
         document["images"] = page.images + _overflow(page, view)
     elif fault.kind == "not_a_list":
         document["images"] = {"image": page.images}
+    elif fault.kind == "duplicate_image" and page.images:
+        # Repeat the image just before this page, as a listing that shifted while paging does.
+        earlier = view[page.offset - 1] if page.offset > 0 else page.images[0]
+        document["images"] = [earlier, *page.images[1:]] if page.offset else [earlier, earlier]
+    elif fault.kind == "bad_image" and page.images:
+        document["images"] = [str(page.images[0].get("id")), *page.images[1:]]
+    elif fault.kind == "wrong_types" and page.images:
+        document["images"] = [{**page.images[0], "osName": 7, "status": ["Available"]}]
+    elif fault.kind == "huge_body":
+        document["padding"] = " " * HUGE_BODY_BYTES
     body = encode_json(document)
     status = fault.status or 200
     if fault.kind == "truncated":
