@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import signal
+import ssl
 import sys
 import threading
 from collections.abc import Callable
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=options.seed if options.seed is not None else scenario.seed or DEFAULT_SEED,
             host=host,
             port=port,
+            ssl_context=_tls_context(options.tls_cert, options.tls_key),
         )
         for fault in _faults(options, scenario):
             simulator.add_fault(fault)
@@ -94,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--images", action="append", default=[], metavar="REGION:TYPE=N[,TYPE=N]")
     add("--scenario", type=Path, default=None, metavar="FILE", help="YAML accounts and faults")
     add("--latency", type=float, default=0.0, metavar="SECONDS", help="delay every request")
+    add("--tls-cert", type=Path, default=None, metavar="FILE", help="serve HTTPS: PEM certificate")
+    add("--tls-key", type=Path, default=None, metavar="FILE", help="its PEM private key")
     add("--log-level", choices=logs.LOG_LEVELS, default="info")
     add("--log-format", choices=logs.LOG_FORMATS, default="logfmt")
     return parser
@@ -117,6 +121,19 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise UsageError(["--tls-cert and --tls-key go together: give both, or neither"])
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as err:
+        raise UsageError([f"--tls-cert {cert} --tls-key {key}: cannot load them: {err}"]) from err
+    return context
 
 
 def _accounts(options: argparse.Namespace, scenario: Scenario) -> list[SimulatedAccount]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import threading
 from collections.abc import Iterable, Mapping
 from types import TracebackType
+from typing import Any
 
 from exporter.errors import ConfigError
 from exporter.simulator.accounts import SimulatedAccount, default_accounts
@@ -17,6 +20,7 @@ from exporter.simulator.pipeline import RecordedRequest
 LOG = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
 POLL_INTERVAL_SECONDS = 0.05
+HANDSHAKE_TIMEOUT_SECONDS = 10
 
 
 class Simulator:
@@ -30,11 +34,13 @@ class Simulator:
         host: str = DEFAULT_HOST,
         port: int = 0,
         clock_offset: float = 0.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.seed = seed
         self.host = host
         self.port = port
         self.clock_offset = clock_offset
+        self.ssl_context = ssl_context
         self.fault_book = FaultBook()
         self._lock = threading.Lock()
         self._accounts: dict[str, SimulatedAccount] = {}
@@ -60,7 +66,12 @@ class Simulator:
         """Bind the port and serve in a background thread; return self."""
         if self._server is not None:
             return self
-        self._server = SimulatorHTTPServer((self.host, self.port), self)
+        address = (self.host, self.port)
+        self._server = (
+            SimulatorHTTPServer(address, self)
+            if self.ssl_context is None
+            else _TlsServer(address, self, self.ssl_context)
+        )
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -87,8 +98,9 @@ class Simulator:
 
     @property
     def url(self) -> str:
-        """Return the base URL, e.g. `http://127.0.0.1:8765`."""
-        return f"http://{self.host}:{self.port}"
+        """Return the base URL, e.g. `http://127.0.0.1:8765`, or `https://…` with TLS."""
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def endpoint(self) -> str:
@@ -164,3 +176,34 @@ class Simulator:
         if account is None:
             raise ConfigError([f"no simulated account has access key id {access_key_id!r}"])
         return account
+
+
+class _TlsServer(SimulatorHTTPServer):
+    """Serve HTTPS; each handshake runs in its connection's thread, not in the accept loop."""
+
+    def __init__(
+        self, address: tuple[str, int], backend: Simulator, context: ssl.SSLContext
+    ) -> None:
+        super().__init__(address, backend)
+        self._context = context
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept a connection and wrap it for TLS without shaking hands yet."""
+        connection, address = super().get_request()
+        wrapped = self._context.wrap_socket(
+            connection, server_side=True, do_handshake_on_connect=False
+        )
+        return wrapped, address
+
+    def finish_request(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        """Shake hands, then serve; drop a client that gives up or distrusts the certificate."""
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.settimeout(HANDSHAKE_TIMEOUT_SECONDS)
+                request.do_handshake()
+            except OSError as err:  # ssl.SSLError is an OSError too
+                LOG.debug("tls handshake failed", extra={"error": str(err)})
+                return
+        super().finish_request(request, client_address)
