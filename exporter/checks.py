@@ -45,7 +45,12 @@ class ProblemCollector:
         if isinstance(value, str):
             return _ENV_REFERENCE.sub(lambda match: self._variable(match, path), value)
         if isinstance(value, list):
-            return [self.expand(v, f"{path}[{i}]") for i, v in enumerate(value)]
+            # One level only: lists in the config hold strings, and YAML anchors can make a
+            # list contain itself.
+            return [
+                self.expand(v, f"{path}[{i}]") if isinstance(v, str) else v
+                for i, v in enumerate(value)
+            ]
         return value
 
     def items(self, value: object, path: str, kind: type[T]) -> list[T]:

@@ -56,6 +56,9 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError([f"{file} is not valid YAML: {err}"]) from err
+    except (ValueError, RecursionError) as err:
+        # PyYAML lets these through for impossible dates and very deep nesting.
+        raise ConfigError([f"{file} is not valid YAML: {type(err).__name__}: {err}"]) from err
     return parse_config(data, base_dir=file.parent, environ=environ)
 
 
