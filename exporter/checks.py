@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from exporter.durations import parse_duration
+from exporter.errors import shown
 
 _ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -100,7 +101,7 @@ class ProblemCollector:
             self.problem(path, str(err))
             return minimum
         if seconds < minimum:
-            self.problem(path, f"must be at least {minimum:g}s, got {value!r}")
+            self.problem(path, f"must be at least {minimum:g}s, got {shown(value)}")
         return seconds
 
     def _variable(self, match: re.Match[str], path: str) -> str:
@@ -124,4 +125,4 @@ def describe(value: object) -> str:
         return "nothing"
     if isinstance(value, dict | list):
         return "a mapping" if isinstance(value, dict) else "a list"
-    return f"{type(value).__name__} {value!r}"
+    return f"{type(value).__name__} {shown(value)}"

@@ -12,7 +12,7 @@ import yaml
 
 from exporter.checks import ProblemCollector
 from exporter.credentials import SecretSource
-from exporter.errors import ConfigError
+from exporter.errors import ConfigError, shown
 from exporter.settings import (
     DEFAULT_ENDPOINT,
     DEFAULT_QUOTAS,
@@ -103,7 +103,7 @@ class _ConfigReader(ProblemCollector):
         accounts = [self._account(item, f"accounts[{i}]") for i, item in enumerate(value)]
         names = [account.name for account in accounts if account is not None]
         for name in sorted({n for n in names if names.count(n) > 1}):
-            self.problem("accounts", f"account name {name!r} is used more than once")
+            self.problem("accounts", f"account name {shown(name)} is used more than once")
         return tuple(account for account in accounts if account is not None)
 
     def _account(self, value: object, path: str) -> AccountConfig | None:
@@ -114,7 +114,7 @@ class _ConfigReader(ProblemCollector):
         regions = self._regions(raw.get("regions"), f"{path}.regions", "endpoint" in raw)
         if endpoint and not _ENDPOINT.match(endpoint):
             self.problem(
-                f"{path}.endpoint", f"must start with http:// or https://, got {endpoint!r}"
+                f"{path}.endpoint", f"must start with http:// or https://, got {shown(endpoint)}"
             )
         if len(regions) > 1 and "{region}" not in endpoint:
             self.problem(
@@ -141,15 +141,17 @@ class _ConfigReader(ProblemCollector):
         for i, item in enumerate(value):
             region = self.text(item, f"{path}[{i}]")
             if region and not _REGION_ID.match(region):
-                self.problem(f"{path}[{i}]", f"{region!r} is not a region id such as bj or gz")
+                self.problem(
+                    f"{path}[{i}]", f"{shown(region)} is not a region id such as bj or gz"
+                )
             elif region and region not in KNOWN_REGIONS and not has_endpoint:
                 self.problem(
                     f"{path}[{i}]",
-                    f"unknown region {region!r}; use one of {', '.join(KNOWN_REGIONS)}, "
+                    f"unknown region {shown(region)}; use one of {', '.join(KNOWN_REGIONS)}, "
                     "or set the account's endpoint for a region not listed",
                 )
             elif region in regions:
-                self.problem(f"{path}[{i}]", f"region {region!r} is listed twice")
+                self.problem(f"{path}[{i}]", f"region {shown(region)} is listed twice")
             regions.append(region)
         return tuple(regions)
 
@@ -184,7 +186,7 @@ class _ConfigReader(ProblemCollector):
         mode = self.text(raw.get("mode", default.mode), "refresh.mode")
         if mode and mode not in REFRESH_MODES:
             self.problem(
-                "refresh.mode", f"must be one of {', '.join(REFRESH_MODES)}, got {mode!r}"
+                "refresh.mode", f"must be one of {', '.join(REFRESH_MODES)}, got {shown(mode)}"
             )
         refresh = RefreshConfig(
             mode=mode,
@@ -237,7 +239,7 @@ class _ConfigReader(ProblemCollector):
             if item not in IMAGE_TYPE_FILTERS:
                 known = ", ".join(sorted(IMAGE_TYPE_FILTERS))
                 self.problem(
-                    f"image_types[{i}]", f"unknown imageType {item!r}; use one of {known}"
+                    f"image_types[{i}]", f"unknown imageType {shown(item)}; use one of {known}"
                 )
         if isinstance(value, list) and not value:
             self.problem("image_types", "must list at least one imageType filter")
@@ -251,7 +253,7 @@ class _ConfigReader(ProblemCollector):
             if item not in IMAGE_LABELS:
                 self.problem(
                     f"labels[{i}]",
-                    f"unknown label {item!r}; use any of {', '.join(IMAGE_LABELS)} "
+                    f"unknown label {shown(item)}; use any of {', '.join(IMAGE_LABELS)} "
                     "(account and region are always present)",
                 )
         return tuple(label for label in IMAGE_LABELS if label in items)

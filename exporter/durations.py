@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from exporter.errors import shown
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
@@ -14,17 +16,17 @@ def parse_duration(value: object) -> float:
     Raises ValueError with a message that shows the accepted forms.
     """
     if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {value!r}")
+        raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {shown(value)}")
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str) and value.strip():
         text = value.strip()
         parts = _PART.findall(text)
         if "".join(number + unit for number, unit in parts) != text:
-            raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {value!r}")
+            raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {shown(value)}")
         seconds = sum(float(number) * _UNITS[unit] for number, unit in parts)
     else:
-        raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {value!r}")
+        raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {shown(value)}")
     if seconds < 0:
-        raise ValueError(f"a duration cannot be negative, got {value!r}")
+        raise ValueError(f"a duration cannot be negative, got {shown(value)}")
     return seconds

@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+# Longer strings are not echoed in messages: a secret pasted into the wrong key must not be
+# printed back. Every value the exporter expects there (durations, region ids, modes) is short.
+MAX_SHOWN_LENGTH = 20
+
+
+def shown(value: object) -> str:
+    """Quote a value for an error message, unless it is a string too long to be safe to echo."""
+    if isinstance(value, str) and len(value) > MAX_SHOWN_LENGTH:
+        return f"a {len(value)}-character string"
+    return repr(value)
+
 
 class ExporterError(Exception):
     """Base of every error this project raises on purpose."""
