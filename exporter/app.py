@@ -43,7 +43,14 @@ class _Runtime:
 class Exporter:
     """Own the registry and the targets; the HTTP layer asks it for metrics and readiness."""
 
-    def __init__(self, config: Config, config_file: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        config_file: str | Path | None = None,
+        *,
+        process_metrics: bool = True,
+    ) -> None:
+        """Build the targets; `process_metrics=False` leaves out the process and Python series."""
         # `_created` series only add noise to counters that live as long as the process.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
@@ -54,9 +61,10 @@ class Exporter:
         self._started = False
         self.registry.register(_CurrentInventory(self))
         self.registry.register(BuildInfoCollector())
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
-        GCCollector(registry=self.registry)
+        if process_metrics:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
 
     @property
     def config(self) -> Config:

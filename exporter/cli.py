@@ -8,12 +8,14 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
 from exporter import __version__, logs
 from exporter.app import Exporter
 from exporter.config import load_config
 from exporter.errors import ConfigError
+from exporter.once import run_once
 from exporter.web import HttpServer, make_app
 
 DEFAULT_PORT = 10041
@@ -42,6 +44,16 @@ def main(argv: list[str] | None = None) -> int:
         targets = sum(len(account.regions) for account in config.accounts)
         print(f"{options.config_file}: OK, {len(config.accounts)} accounts, {targets} targets")
         return 0
+    if options.output is not None and not options.once:
+        print("--output needs --once: it writes the metrics of a single refresh", file=sys.stderr)
+        return 2
+    if options.once:
+        exporter = Exporter(config, options.config_file, process_metrics=False)
+        try:
+            return run_once(exporter, options.output)
+        except OSError as err:
+            print(f"cannot write {options.output}: {err.strerror}", file=sys.stderr)
+            return 1
     try:
         host, port = parse_listen_address(options.listen_address)
     except ValueError as err:
@@ -122,6 +134,16 @@ def _parser() -> argparse.ArgumentParser:
         dest="config_check",
         action="store_true",
         help="validate the config file, print its problems, and exit",
+    )
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="refresh every target once, print the metrics and exit; 1 if any target failed",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="with --once: write the metrics to this file atomically (node_exporter textfile)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
