@@ -66,16 +66,10 @@ def soak(refreshes: int, scrapes: int, settle_seconds: float = 5.0) -> tuple[Usa
         server.start()
         url = f"http://127.0.0.1:{server.port}/metrics"
         try:
-            _refresh(exporter)
-            _scrape(url, 20)
+            # One pass over every fault first: the bounded pools grow to their working size.
+            _cycle(exporter, sim, url, len(FAULTS) + 1, 20)
             start = usage()
-            per_refresh = max(1, scrapes // max(1, refreshes))
-            for round_, fault in zip(range(refreshes), itertools.cycle((None, *FAULTS))):
-                sim.clear_faults()
-                if fault is not None and round_ % 2:
-                    sim.add_fault(fault)
-                _refresh(exporter)
-                _scrape(url, per_refresh)
+            _cycle(exporter, sim, url, refreshes, max(1, scrapes // max(1, refreshes)))
             sim.clear_faults()
             _refresh(exporter)
             end = _settled(start, settle_seconds)
@@ -83,6 +77,15 @@ def soak(refreshes: int, scrapes: int, settle_seconds: float = 5.0) -> tuple[Usa
             server.stop()
             exporter.stop()
     return start, end
+
+
+def _cycle(exporter: Exporter, sim: Simulator, url: str, refreshes: int, scrapes: int) -> None:
+    for fault in itertools.islice(itertools.cycle((None, *FAULTS)), refreshes):
+        sim.clear_faults()
+        if fault is not None:
+            sim.add_fault(fault)
+        _refresh(exporter)
+        _scrape(url, scrapes)
 
 
 def _config(sim: Simulator) -> Config:

@@ -6,7 +6,7 @@ from scripts.soak import soak
 
 
 def test_threads_and_descriptors_return_to_their_starting_level() -> None:
-    start, end = soak(refreshes=28, scrapes=280)
+    start, end = soak(refreshes=14, scrapes=210)
 
     assert end.threads <= start.threads, (start, end)
     assert end.fds <= start.fds, (start, end)
