@@ -1,19 +1,20 @@
-"""Serve /metrics, the landing page and the health checks over a threaded WSGI server."""
+"""Route /metrics, the landing page, the health checks and /-/reload; run the HTTP server."""
 
 from __future__ import annotations
 
 import html
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from exporter import __version__
+from exporter.connections import Limits, ThreadingServer, ThreadingServerV6
 from exporter.exposition import render
+from exporter.middleware import guard
+from exporter.tls import ServerTls
+from exporter.webconfig import WebConfig
 
 if TYPE_CHECKING:
     from exporter.app import Exporter
@@ -21,7 +22,10 @@ if TYPE_CHECKING:
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
 WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
-ROUTES = ("/", "/metrics", "/healthz", "/readyz")
+READ = ("GET", "HEAD")
+CHANGE = ("POST", "PUT")
+RELOAD_PATH = "/-/reload"
+ROUTES = {"/": READ, "/metrics": READ, "/healthz": READ, "/readyz": READ, RELOAD_PATH: CHANGE}
 SCRAPE_TIMEOUT_HEADER = "HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS"
 
 log = logging.getLogger(__name__)
@@ -32,16 +36,19 @@ def make_app(exporter: Exporter) -> WsgiApp:
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", "/"), environ["REQUEST_METHOD"]
-        if path not in ROUTES:
+        methods = ROUTES.get(path)
+        if methods is None:
             return _reply(start_response, "404 Not Found", b"not found: try /metrics\n")
-        if method not in ("GET", "HEAD"):
+        if method not in methods:
             return _reply(
                 start_response,
                 "405 Method Not Allowed",
-                b"only GET and HEAD\n",
-                [("Allow", "GET, HEAD")],
+                f"only {' and '.join(methods)}\n".encode(),
+                [("Allow", ", ".join(methods))],
             )
-        if path == "/metrics":
+        if path == RELOAD_PATH:
+            status, headers, body = _reload(exporter)
+        elif path == "/metrics":
             status, headers, body = _metrics(exporter, environ)
         elif path == "/healthz":
             status, headers, body = "200 OK", [], b"ok\n"
@@ -66,6 +73,16 @@ def _metrics(exporter: Exporter, environ: Environ) -> tuple[str, list[tuple[str,
         exporter.registry, environ.get("HTTP_ACCEPT", ""), environ.get("HTTP_ACCEPT_ENCODING", "")
     )
     return "200 OK", headers, body
+
+
+def _reload(exporter: Exporter) -> tuple[str, list[tuple[str, str]], bytes]:
+    try:
+        problems = exporter.try_reload()
+    except RuntimeError as err:  # an exporter built without a config file has nothing to re-read
+        problems = [str(err)]
+    if problems:
+        return "400 Bad Request", [], "".join(f"{p}\n" for p in problems).encode()
+    return "200 OK", [], b"reloaded\n"
 
 
 def _scrape_timeout(environ: Environ) -> float | None:
@@ -99,34 +116,28 @@ def _landing_page() -> bytes:
     ).encode()
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """Log requests at debug level instead of writing every scrape to stderr."""
-
-    timeout = 60
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http request client=%s line=%s", self.address_string(), format % args)
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    """Serve each request in its own daemon thread so a slow client blocks no one else."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class _ThreadingServerV6(_ThreadingServer):
-    address_family = socket.AF_INET6
-
-
 class HttpServer:
-    """Run the WSGI app on a listen address such as `:10041` or `[::1]:10041`."""
+    """Run the WSGI app on a listen address such as `:10041` or `[::1]:10041`.
+
+    The web config adds TLS, basic auth (on every route) and response headers; raises
+    ConfigError if its TLS files cannot be used, OSError if the address cannot be bound.
+    """
 
     def __init__(
-        self, app: Callable[[Environ, StartResponse], Iterable[bytes]], host: str, port: int
+        self,
+        app: WsgiApp,
+        host: str,
+        port: int,
+        web_config: WebConfig | None = None,
+        limits: Limits | None = None,
     ) -> None:
-        server_class = _ThreadingServerV6 if ":" in host else _ThreadingServer
-        self._server = make_server(host, port, app, server_class, _QuietHandler)
+        config = web_config or WebConfig()
+        tls = ServerTls(config.tls) if config.tls is not None else None
+        if config.users and tls is None:
+            log.warning("basic auth without TLS: passwords cross the network in clear text")
+        server_class = ThreadingServerV6 if ":" in host else ThreadingServer
+        self._server = server_class((host, port), tls, limits or Limits())
+        self._server.set_app(guard(app, config))
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.2,), daemon=True
         )
@@ -141,7 +152,7 @@ class HttpServer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop accepting requests and close the socket, within a fraction of a second."""
+        """Stop accepting, cut open connections and close the socket, in a fraction of a second."""
         started = time.monotonic()
         self._server.shutdown()
         self._server.server_close()
