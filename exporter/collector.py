@@ -1,17 +1,26 @@
-"""Build the image, quota and health metric families from the targets' snapshots."""
+"""Build the image, quota and health metric families from the targets' snapshots.
+
+The families are rebuilt only when a target's snapshot or outcome changed, and handed out as
+`FrozenFamilies`, so a scrape between two refreshes reuses their encoded text.
+"""
 
 from __future__ import annotations
 
 import platform
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.targets import Target
+from exporter.exposition import FrozenFamilies, FrozenGaugeMetricFamily
+from exporter.targets import Outcome, Snapshot, Target
 
 TARGET_LABELS = ["account", "region"]
+
+# What a target publishes: its snapshot, its last outcome and when it last succeeded.
+_TargetState = tuple[Snapshot | None, Outcome | None, float | None]
 
 
 class InventoryCollector(Collector):
@@ -21,62 +30,81 @@ class InventoryCollector(Collector):
         self._targets = targets
         self._labels = list(labels)
         self._interval = interval
+        self._lock = threading.Lock()
+        self._built_from: list[_TargetState] = []
+        self._built: FrozenFamilies | None = None
 
     def describe(self) -> Iterable[Metric]:
         """Name the families without touching the network or the snapshots."""
         return list(self._families())
 
     def collect(self) -> Iterable[Metric]:
-        """Build fresh families from the snapshots as they are now."""
-        images, quota, up, last_success, duration, interval = self._families()
-        for target in self._targets:
+        """Return the families of the snapshots as they are now, rebuilt only after a change."""
+        # Snapshots and outcomes are replaced whole, never edited: identity tells a change.
+        states = [(t.snapshot, t.outcome, t.last_success) for t in self._targets]
+        with self._lock:
+            if self._built is None or not _same(states, self._built_from):
+                self._built = FrozenFamilies(self._build(states))
+                self._built_from = states
+            return self._built.families
+
+    def _build(self, states: list[_TargetState]) -> tuple[FrozenGaugeMetricFamily, ...]:
+        images, quota, up, last_success, duration, interval = families = self._families()
+        for target, (snapshot, outcome, succeeded_at) in zip(self._targets, states, strict=True):
             key = [target.account, target.region]
-            snapshot, outcome = target.snapshot, target.outcome
             if snapshot is not None:
                 for values, count in sorted(snapshot.counts.items()):
                     images.add_metric([*key, *values], count)
-            if target.last_success is not None:
-                last_success.add_metric(key, target.last_success)
+            if succeeded_at is not None:
+                last_success.add_metric(key, succeeded_at)
             for image_type, limit in sorted(target.quotas.items()):
                 quota.add_metric([*key, image_type], limit)
             if outcome is not None:
                 up.add_metric(key, 1.0 if outcome.up else 0.0)
                 duration.add_metric(key, outcome.duration)
         interval.add_metric([], self._interval)
-        yield from (images, quota, up, last_success, duration, interval)
+        return families
 
-    def _families(self) -> tuple[GaugeMetricFamily, ...]:
+    def _families(self) -> tuple[FrozenGaugeMetricFamily, ...]:
         return (
-            GaugeMetricFamily(
+            FrozenGaugeMetricFamily(
                 "bce_bcc_images",
                 "BCC images in each group at the last successful refresh.",
                 labels=[*TARGET_LABELS, *self._labels],
             ),
-            GaugeMetricFamily(
+            FrozenGaugeMetricFamily(
                 "bce_bcc_image_quota",
                 "Configured limit of images per account and region, by image type.",
                 labels=[*TARGET_LABELS, "image_type"],
             ),
-            GaugeMetricFamily(
+            FrozenGaugeMetricFamily(
                 "bce_bcc_up",
                 "Whether the last refresh of the target succeeded (1) or failed (0).",
                 labels=TARGET_LABELS,
             ),
-            GaugeMetricFamily(
+            FrozenGaugeMetricFamily(
                 "bce_bcc_last_success_timestamp_seconds",
                 "Unix time at which the last successful refresh of the target ended.",
                 labels=TARGET_LABELS,
             ),
-            GaugeMetricFamily(
+            FrozenGaugeMetricFamily(
                 "bce_bcc_refresh_duration_seconds",
                 "Duration of the last refresh of the target, successful or not.",
                 labels=TARGET_LABELS,
             ),
-            GaugeMetricFamily(
+            FrozenGaugeMetricFamily(
                 "bce_bcc_refresh_interval_seconds",
                 "Configured time between refreshes: the interval, or in scrape mode the minimum.",
             ),
         )
+
+
+def _same(states: list[_TargetState], before: list[_TargetState]) -> bool:
+    return len(states) == len(before) and all(
+        a is b
+        for now, then in zip(states, before, strict=True)
+        for a, b in zip(now, then, strict=True)
+    )
 
 
 class BuildInfoCollector(Collector):
