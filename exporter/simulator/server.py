@@ -21,6 +21,9 @@ LOG = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
 POLL_INTERVAL_SECONDS = 0.05
 HANDSHAKE_TIMEOUT_SECONDS = 10
+# socketserver's default backlog of 5 drops connections beyond it; their requests then wait
+# for a TCP retransmission (200 ms or more), which looks like a slow API.
+LISTEN_BACKLOG = 128
 
 
 class Simulator:
@@ -68,7 +71,7 @@ class Simulator:
             return self
         address = (self.host, self.port)
         self._server = (
-            SimulatorHTTPServer(address, self)
+            _Server(address, self)
             if self.ssl_context is None
             else _TlsServer(address, self, self.ssl_context)
         )
@@ -178,7 +181,23 @@ class Simulator:
         return account
 
 
-class _TlsServer(SimulatorHTTPServer):
+class _Server(SimulatorHTTPServer):
+    """Accept many connections at once and send each write without waiting for an ACK."""
+
+    request_queue_size = LISTEN_BACKLOG
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept a connection with Nagle's algorithm off.
+
+        The handler writes the head and the body separately; with Nagle on, a short body
+        waits for the client's delayed ACK of the head, about 40 ms on Linux.
+        """
+        connection, address = super().get_request()
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection, address
+
+
+class _TlsServer(_Server):
     """Serve HTTPS; each handshake runs in its connection's thread, not in the accept loop."""
 
     def __init__(
