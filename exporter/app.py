@@ -102,7 +102,7 @@ class Exporter:
         Raises ConfigError naming every problem. Targets that stay keep their data.
         """
         if self._config_file is None:
-            raise RuntimeError("this exporter was not started from a config file")
+            raise ConfigError(["this exporter was not started from a config file"])
         with self._reload_lock:
             config = load_config(self._config_file)
             old = self._runtime

@@ -17,6 +17,7 @@ from exporter.config import load_config
 from exporter.errors import ConfigError
 from exporter.once import run_once
 from exporter.web import HttpServer, make_app
+from exporter.webconfig import load_web_config
 
 DEFAULT_PORT = 10041
 DEFAULT_LISTEN_ADDRESS = f":{DEFAULT_PORT}"
@@ -40,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"{options.config_file}: {err}", file=sys.stderr)
         return 1
+    try:
+        web_config = load_web_config(options.web_config_file) if options.web_config_file else None
+    except ConfigError as err:
+        print(f"{options.web_config_file}: {err}", file=sys.stderr)
+        return 1
     if options.config_check:
         targets = sum(len(account.regions) for account in config.accounts)
         print(f"{options.config_file}: OK, {len(config.accounts)} accounts, {targets} targets")
@@ -59,7 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"--web.listen-address: {err}", file=sys.stderr)
         return 2
-    return _serve(Exporter(config, options.config_file), host, port, options.config_file)
+    exporter = Exporter(config, options.config_file)
+    app = make_app(exporter, lifecycle=options.enable_lifecycle)
+    try:
+        server = HttpServer(app, host, port, web_config=web_config)
+    except OSError as err:
+        print(f"cannot listen on {host}:{port}: {err.strerror}", file=sys.stderr)
+        return 1
+    except ConfigError as err:
+        print(f"{options.web_config_file}: {err}", file=sys.stderr)
+        return 1
+    return _serve(exporter, server, f"{host}:{server.port}", options.config_file)
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -71,7 +87,7 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _serve(exporter: Exporter, host: str, port: int, config_file: str) -> int:
+def _serve(exporter: Exporter, server: HttpServer, address: str, config_file: str) -> int:
     wake = threading.Event()
     received: list[signal.Signals] = []
 
@@ -79,11 +95,6 @@ def _serve(exporter: Exporter, host: str, port: int, config_file: str) -> int:
         received.append(signal.Signals(signum))
         wake.set()
 
-    try:
-        server = HttpServer(make_app(exporter), host, port)
-    except OSError as err:
-        print(f"cannot listen on {host}:{port}: {err.strerror}", file=sys.stderr)
-        return 1
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, on_signal)
     server.start()
@@ -92,7 +103,8 @@ def _serve(exporter: Exporter, host: str, port: int, config_file: str) -> int:
         "exporter started",
         extra={
             "version": __version__,
-            "address": f"{host}:{server.port}",
+            "address": address,
+            "tls": server.tls,
             "config": config_file,
             "targets": len(exporter.targets),
             "mode": exporter.config.refresh.mode,
@@ -129,6 +141,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     _flag(parser, "--log.level", "log_level", "info", "one of " + ", ".join(logs.LOG_LEVELS))
     _flag(parser, "--log.format", "log_format", "logfmt", "one of " + ", ".join(logs.LOG_FORMATS))
+    _flag(
+        parser,
+        "--web.config.file",
+        "web_config_file",
+        "",
+        "web config (exporter-toolkit format) for TLS and basic auth; empty serves plain HTTP",
+    )
+    parser.add_argument(
+        "--web.enable-lifecycle",
+        dest="enable_lifecycle",
+        action="store_true",
+        help="allow POST /-/reload to reload the config file",
+    )
     parser.add_argument(
         "--config.check",
         dest="config_check",

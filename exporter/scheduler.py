@@ -85,8 +85,9 @@ class Scheduler:
         target.refresh(deadline, self._filter_pool)
 
     def _run(self) -> None:
-        # Each target keeps its own jittered schedule; the first refresh runs right away.
-        next_due = {id(t): time.monotonic() for t in self.targets}
+        # Each target keeps its own jittered schedule. The first refresh runs right away,
+        # except for a target that kept its data through a reload: it stays on schedule.
+        next_due = {id(t): time.monotonic() + self._first_delay(t) for t in self.targets}
         while not self._stop.is_set():
             now = time.monotonic()
             for target in self.targets:
@@ -94,6 +95,11 @@ class Scheduler:
                     self.submit(target, now + self.refresh.timeout)
                     next_due[id(target)] = now + self._jittered(self.refresh.interval)
             self._stop.wait(max(0.05, min(next_due.values()) - time.monotonic()))
+
+    def _first_delay(self, target: Target) -> float:
+        if target.outcome is None:
+            return 0.0
+        return max(0.0, self.refresh.interval - (time.time() - target.outcome.finished_at))
 
     def _jittered(self, seconds: float) -> float:
         return seconds * (1 + random.uniform(-self.refresh.jitter, self.refresh.jitter))

@@ -31,8 +31,12 @@ SCRAPE_TIMEOUT_HEADER = "HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS"
 log = logging.getLogger(__name__)
 
 
-def make_app(exporter: Exporter) -> WsgiApp:
-    """Return the WSGI application that routes the exporter's few paths."""
+def make_app(exporter: Exporter, *, lifecycle: bool = False) -> WsgiApp:
+    """Return the WSGI application that routes the exporter's few paths.
+
+    `/-/reload` answers 403 unless `lifecycle` is on, as in Prometheus: every reload
+    refreshes new targets at once, so it is not for anyone who can reach the port.
+    """
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", "/"), environ["REQUEST_METHOD"]
@@ -46,7 +50,10 @@ def make_app(exporter: Exporter) -> WsgiApp:
                 f"only {' and '.join(methods)}\n".encode(),
                 [("Allow", ", ".join(methods))],
             )
-        if path == RELOAD_PATH:
+        if path == RELOAD_PATH and not lifecycle:
+            status, headers = "403 Forbidden", list[tuple[str, str]]()
+            body = b"the lifecycle API is off; start with --web.enable-lifecycle\n"
+        elif path == RELOAD_PATH:
             status, headers, body = _reload(exporter)
         elif path == "/metrics":
             status, headers, body = _metrics(exporter, environ)
@@ -76,10 +83,7 @@ def _metrics(exporter: Exporter, environ: Environ) -> tuple[str, list[tuple[str,
 
 
 def _reload(exporter: Exporter) -> tuple[str, list[tuple[str, str]], bytes]:
-    try:
-        problems = exporter.try_reload()
-    except RuntimeError as err:  # an exporter built without a config file has nothing to re-read
-        problems = [str(err)]
+    problems = exporter.try_reload()
     if problems:
         return "400 Bad Request", [], "".join(f"{p}\n" for p in problems).encode()
     return "200 OK", [], b"reloaded\n"
@@ -133,6 +137,7 @@ class HttpServer:
     ) -> None:
         config = web_config or WebConfig()
         tls = ServerTls(config.tls) if config.tls is not None else None
+        self._tls = tls is not None
         if config.users and tls is None:
             log.warning("basic auth without TLS: passwords cross the network in clear text")
         server_class = ThreadingServerV6 if ":" in host else ThreadingServer
@@ -141,6 +146,11 @@ class HttpServer:
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.2,), daemon=True
         )
+
+    @property
+    def tls(self) -> bool:
+        """Tell whether the server speaks TLS."""
+        return self._tls
 
     @property
     def port(self) -> int:

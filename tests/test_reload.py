@@ -130,3 +130,64 @@ def test_sighup_reloads_the_running_exporter(tmp_path: Path, simulator: Simulato
         _, logs = process.communicate(timeout=5)
     assert "reload failed" in logs and "accounts: must be a non-empty list" in logs
     assert "configuration reloaded" in logs
+
+
+def test_reload_over_http_needs_the_lifecycle_flag(tmp_path: Path, simulator: Simulator) -> None:
+    from exporter.web import HttpServer, make_app
+
+    path = _config_file(tmp_path, simulator, ["bj"])
+    exporter = Exporter(load_config(path), path)
+    servers = [
+        HttpServer(make_app(exporter, lifecycle=on), "127.0.0.1", 0) for on in (False, True)
+    ]
+    for server in servers:
+        server.start()
+    try:
+        off, on = (f"http://127.0.0.1:{s.port}/-/reload" for s in servers)
+        refused = requests.post(off, timeout=5)
+        accepted = requests.post(on, timeout=5)
+    finally:
+        for server in servers:
+            server.stop()
+    assert refused.status_code == 403 and "--web.enable-lifecycle" in refused.text
+    assert accepted.status_code == 200
+
+
+def test_targets_kept_by_a_reload_stay_on_their_schedule(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    path = _config_file(tmp_path, simulator, ["bj"])
+    exporter = Exporter(load_config(path), path)
+    refresh_all(exporter)
+    exporter.start()
+    try:
+        time.sleep(0.3)
+        simulator.clear_requests()
+        _config_file(tmp_path, simulator, ["bj", "gz"])
+        assert exporter.try_reload() == []
+        time.sleep(1.0)
+        regions = {r.region for r in simulator.requests}
+    finally:
+        exporter.stop()
+    assert regions == {"gz"}, "only the new target is refreshed at once"
+
+
+def test_a_bad_web_config_is_reported_and_fails(tmp_path: Path, simulator: Simulator) -> None:
+    path = _config_file(tmp_path, simulator, ["bj"])
+    web = tmp_path / "web.yml"
+    web.write_text("tls_server_config: {cert_file: missing.crt}\nbasic_auth_users: {a: nothash}\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            f"--config.file={path}",
+            f"--web.config.file={web}",
+            "--config.check",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 1
+    assert "tls_server_config" in result.stderr and "basic_auth_users" in result.stderr

@@ -84,7 +84,9 @@ def _tls(**extra: Any) -> dict[str, Any]:
 def _serving(
     exporter: Exporter, config: WebConfig | None = None, limits: Limits = FAST
 ) -> Iterator[tuple[str, int]]:
-    server = HttpServer(make_app(exporter), "127.0.0.1", 0, web_config=config, limits=limits)
+    server = HttpServer(
+        make_app(exporter, lifecycle=True), "127.0.0.1", 0, web_config=config, limits=limits
+    )
     server.start()
     scheme = "https" if config is not None and config.tls is not None else "http"
     try:
