@@ -204,4 +204,4 @@ def _client(account: AccountConfig, region: str, config: Config, metrics: ApiMet
 
 def _credentials(account: AccountConfig) -> Credentials:
     token = account.security_token.value if account.security_token else None
-    return Credentials(account.access_key_id, account.secret_access_key.value, token)
+    return Credentials(account.access_key_id.value, account.secret_access_key.value, token)

@@ -30,6 +30,7 @@ TOP_KEYS = {"accounts", "refresh", "http", "image_types", "page_size", "quotas",
 ACCOUNT_KEYS = {
     "name",
     "access_key_id",
+    "access_key_id_file",
     "secret_access_key",
     "secret_access_key_file",
     "security_token",
@@ -107,7 +108,7 @@ class _ConfigReader(ProblemCollector):
         return tuple(account for account in accounts if account is not None)
 
     def _account(self, value: object, path: str) -> AccountConfig | None:
-        raw = self.mapping(value, path, ACCOUNT_KEYS, frozenset({"name", "access_key_id"}))
+        raw = self.mapping(value, path, ACCOUNT_KEYS, frozenset({"name"}))
         if not raw:
             return None
         endpoint = self.text(raw.get("endpoint", DEFAULT_ENDPOINT), f"{path}.endpoint")
@@ -125,7 +126,8 @@ class _ConfigReader(ProblemCollector):
         secret = self._secret(raw, "secret_access_key", path, required=True)
         return AccountConfig(
             name=self.text(raw.get("name"), f"{path}.name"),
-            access_key_id=self.text(raw.get("access_key_id"), f"{path}.access_key_id"),
+            access_key_id=self._secret(raw, "access_key_id", path, required=True)
+            or SecretSource(""),
             secret_access_key=secret or SecretSource(""),
             security_token=self._secret(raw, "security_token", path, required=False),
             regions=regions,

@@ -58,7 +58,7 @@ class AccountConfig:
     """Describe one BCE account and the regions to list for it."""
 
     name: str
-    access_key_id: str
+    access_key_id: SecretSource
     secret_access_key: SecretSource
     security_token: SecretSource | None
     regions: tuple[str, ...]

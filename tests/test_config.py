@@ -39,7 +39,7 @@ def test_every_key_of_the_example_config_is_accepted(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("BCE_SECRET_ACCESS_KEY", "example-sk")
     example = Path(__file__).parent.parent / "config.example.yml"
     config = load_config(example)
-    assert config.accounts[0].access_key_id == "example-ak"
+    assert config.accounts[0].access_key_id.value == "example-ak"
     assert config.accounts[0].secret_access_key.value == "example-sk"
 
 
@@ -56,7 +56,7 @@ def test_environment_references_are_expanded_with_defaults() -> None:
     }
     account = parse_config(data, environ={"AK": "key-1"}).accounts[0]
     assert account.name == "staging"
-    assert account.access_key_id == "key-1"
+    assert account.access_key_id.value == "key-1"
     assert account.secret_access_key.value == "pre${AK}"
 
 
@@ -165,3 +165,25 @@ def test_secrets_never_appear_in_problem_messages() -> None:
     }
     text = "\n".join(_problems(data))
     assert "super-secret-value" not in text and "token-secret-value" not in text
+
+
+def test_the_access_key_id_can_come_from_a_file_too(tmp_path: Path) -> None:
+    (tmp_path / "ak").write_text("file-ak\n")
+    (tmp_path / "sk").write_text("file-sk\n")
+    (tmp_path / "config.yml").write_text(
+        "accounts:\n  - name: prod\n    access_key_id_file: ak\n"
+        "    secret_access_key_file: sk\n    regions: [gz]\n"
+    )
+    account = load_config(tmp_path / "config.yml").accounts[0]
+    assert (account.access_key_id.value, account.secret_access_key.value) == ("file-ak", "file-sk")
+
+    (tmp_path / "ak").write_text("rotated-ak\n")
+    assert account.access_key_id.value == "rotated-ak"
+
+
+def test_an_empty_secret_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "sk").write_text("\n")
+    data = {"accounts": [{**MINIMAL["accounts"][0], "secret_access_key_file": "sk"}]}
+    del data["accounts"][0]["secret_access_key"]
+    with pytest.raises(ConfigError, match="is empty"):
+        parse_config(data, base_dir=tmp_path, environ={})

@@ -272,7 +272,7 @@ def test_compose_demo_keys_default_to_the_simulator_demo_keys() -> None:
     secret = simulator[simulator.index("--secret-access-key") + 1]
 
     (account,) = config.accounts
-    assert account.access_key_id == DEMO_ACCESS_KEY_ID
+    assert account.access_key_id.value == DEMO_ACCESS_KEY_ID
     assert account.secret_access_key.value == DEMO_SECRET_ACCESS_KEY
     assert compose_default(key_id) == DEMO_ACCESS_KEY_ID
     assert compose_default(secret) == DEMO_SECRET_ACCESS_KEY

@@ -326,7 +326,7 @@ def test_configmap_config_loads_with_the_exporter_loader(tmp_path: Path) -> None
     config = parse_config(yaml.safe_load(text), base_dir=tmp_path, environ=environ)
 
     (account,) = config.accounts
-    assert account.access_key_id == "dummy-id"
+    assert account.access_key_id.value == "dummy-id"
     assert account.secret_access_key.value == "dummy-value"
     assert account.secret_access_key.path == tmp_path / "secret_access_key"
 
