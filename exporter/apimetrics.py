@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import Metric
 
 OPERATION = "ListImages"
 # Latency buckets for one page of ListImages: tens of milliseconds to the read timeout.
@@ -59,6 +61,20 @@ class ApiMetrics:
         for code in self._codes.pop((account, region), set()):
             with contextlib.suppress(KeyError):
                 self.errors.remove(account, region, OPERATION, code)
+
+    def collect_target(self, account: str, region: str) -> Iterator[Metric]:
+        """Yield this object's families holding only one target's samples, for /probe."""
+        for family in (self.requests, self.errors, self.latency, self.clock_skew):
+            for metric in family.collect():
+                samples = [
+                    sample
+                    for sample in metric.samples
+                    if sample.labels.get("account") == account
+                    and sample.labels.get("region") == region
+                ]
+                kept = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+                kept.samples = samples
+                yield kept
 
     def observe(self, account: str, region: str, seconds: float, code: str | None) -> None:
         """Record one request: its latency and, when it failed, its error code."""

@@ -116,6 +116,30 @@ class Exporter:
                 self.scheduler.start()
         log.info("configuration reloaded", extra={"targets": len(self.targets)})
 
+    def probe(self, account: str, region: str, scrape_timeout: float | None) -> CollectorRegistry:
+        """Return a registry with one target's metrics; refresh it first if due in scrape mode.
+
+        Raises LookupError naming the configured targets when there is no such target.
+        """
+        target = next(
+            (t for t in self.targets if (t.account, t.region) == (account, region)), None
+        )
+        if target is None:
+            known = ", ".join(f"{t.account}/{t.region}" for t in self.targets)
+            raise LookupError(f"no target account={account!r} region={region!r}; known: {known}")
+        if self.config.refresh.mode == "scrape":
+            self.scheduler.refresh_due(scrape_timeout, [target])
+        self.scheduler.expire()
+        config = self.config
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(
+            InventoryCollector(
+                [target], config.labels, self.inventory.interval, config.image_info.image_types
+            )
+        )
+        registry.register(_TargetApiMetrics(self._api_metrics, account, region))
+        return registry
+
     def try_reload(self) -> list[str]:
         """Reload as `reload` does, but log and return the problems instead of raising."""
         try:
@@ -159,7 +183,9 @@ class Exporter:
             for region in account.regions:
                 client = _client(account, region, config, self._api_metrics)
                 quotas = {**config.quotas, **account.quotas}
-                target = Target(client, config.image_types, config.labels, owners, quotas)
+                target = Target(
+                    client, config.image_types, config.labels, owners, quotas, config.image_info
+                )
                 target.adopt(earlier.get((account.name, region)))
                 targets.append(target)
         interval = (
@@ -170,7 +196,7 @@ class Exporter:
         return _Runtime(
             config,
             Scheduler(targets, config.refresh),
-            InventoryCollector(targets, config.labels, interval),
+            InventoryCollector(targets, config.labels, interval, config.image_info.image_types),
         )
 
 
@@ -187,6 +213,17 @@ class _CurrentInventory(Collector):
     def collect(self) -> Iterable[Metric]:
         """Collect the inventory families."""
         return self._exporter.inventory.collect()
+
+
+class _TargetApiMetrics(Collector):
+    """Collect the API request families of one target only."""
+
+    def __init__(self, metrics: ApiMetrics, account: str, region: str) -> None:
+        self._metrics, self._account, self._region = metrics, account, region
+
+    def collect(self) -> Iterable[Metric]:
+        """Yield the target's request, error, latency and clock skew samples."""
+        return self._metrics.collect_target(self._account, self._region)
 
 
 def _client(account: AccountConfig, region: str, config: Config, metrics: ApiMetrics) -> BccClient:

@@ -14,10 +14,16 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.exposition import FrozenFamilies, FrozenGaugeMetricFamily
+from exporter.exposition import (
+    FrozenCounterMetricFamily,
+    FrozenFamilies,
+    FrozenFamily,
+    FrozenGaugeMetricFamily,
+)
 from exporter.targets import Outcome, Snapshot, Target
 
 TARGET_LABELS = ["account", "region"]
+INFO_LABELS = ["image_id", "image_name", "image_type", "os_name", "os_version", "status"]
 
 # What a target publishes: its snapshot, its last outcome and when it last succeeded.
 _TargetState = tuple[Snapshot | None, Outcome | None, float | None]
@@ -26,10 +32,17 @@ _TargetState = tuple[Snapshot | None, Outcome | None, float | None]
 class InventoryCollector(Collector):
     """Expose each target's last good counts, its quota and whether its refresh works."""
 
-    def __init__(self, targets: Sequence[Target], labels: Sequence[str], interval: float) -> None:
+    def __init__(
+        self,
+        targets: Sequence[Target],
+        labels: Sequence[str],
+        interval: float,
+        info_types: Sequence[str] = (),
+    ) -> None:
         self._targets = targets
         self._labels = list(labels)
-        self._interval = interval
+        self.interval = interval
+        self._per_image = bool(info_types)
         self._lock = threading.Lock()
         self._built_from: list[_TargetState] = []
         self._built: FrozenFamilies | None = None
@@ -48,8 +61,9 @@ class InventoryCollector(Collector):
                 self._built_from = states
             return self._built.families
 
-    def _build(self, states: list[_TargetState]) -> tuple[FrozenGaugeMetricFamily, ...]:
-        images, quota, up, last_success, duration, interval = families = self._families()
+    def _build(self, states: list[_TargetState]) -> tuple[FrozenFamily, ...]:
+        families = self._families()
+        images, quota, up, last_success, duration, interval = families[:6]
         for target, (snapshot, outcome, succeeded_at) in zip(self._targets, states, strict=True):
             key = [target.account, target.region]
             if snapshot is not None:
@@ -62,10 +76,12 @@ class InventoryCollector(Collector):
             if outcome is not None:
                 up.add_metric(key, 1.0 if outcome.up else 0.0)
                 duration.add_metric(key, outcome.duration)
-        interval.add_metric([], self._interval)
+        interval.add_metric([], self.interval)
+        if self._per_image:
+            _add_per_image(self._targets, states, *families[6:])
         return families
 
-    def _families(self) -> tuple[FrozenGaugeMetricFamily, ...]:
+    def _families(self) -> tuple[FrozenFamily, ...]:
         return (
             FrozenGaugeMetricFamily(
                 "bce_bcc_images",
@@ -96,7 +112,45 @@ class InventoryCollector(Collector):
                 "bce_bcc_refresh_interval_seconds",
                 "Configured time between refreshes: the interval, or in scrape mode the minimum.",
             ),
+            *(_per_image_families() if self._per_image else ()),
         )
+
+
+def _per_image_families() -> tuple[FrozenFamily, ...]:
+    return (
+        FrozenGaugeMetricFamily(
+            "bce_bcc_image_info",
+            "One series per image of the kinds in image_info, with its name, OS and status.",
+            labels=[*TARGET_LABELS, *INFO_LABELS],
+        ),
+        FrozenGaugeMetricFamily(
+            "bce_bcc_image_created_timestamp_seconds",
+            "Unix time at which the image was created.",
+            labels=[*TARGET_LABELS, "image_id"],
+        ),
+        FrozenCounterMetricFamily(
+            "bce_bcc_image_series_dropped",
+            "Per-image series left out because a target reached image_info.max_series.",
+            labels=TARGET_LABELS,
+        ),
+    )
+
+
+def _add_per_image(
+    targets: Sequence[Target],
+    states: list[_TargetState],
+    info: FrozenFamily,
+    created: FrozenFamily,
+    dropped: FrozenFamily,
+) -> None:
+    for target, (snapshot, _, _) in zip(targets, states, strict=True):
+        key = [target.account, target.region]
+        dropped.add_metric(key, target.dropped_total)
+        for image in snapshot.images if snapshot is not None else ():
+            values = [image.id, image.name, image.image_type, image.os_name, image.os_version]
+            info.add_metric([*key, *values, image.status], 1)
+            if image.created is not None:
+                created.add_metric([*key, image.id], image.created)
 
 
 def _same(states: list[_TargetState], before: list[_TargetState]) -> bool:

@@ -15,6 +15,7 @@ from exporter.credentials import SecretSource
 from exporter.errors import ConfigError, shown
 from exporter.settings import (
     DEFAULT_ENDPOINT,
+    DEFAULT_IMAGE_INFO_TYPES,
     DEFAULT_QUOTAS,
     IMAGE_LABELS,
     IMAGE_TYPE_FILTERS,
@@ -23,10 +24,21 @@ from exporter.settings import (
     AccountConfig,
     Config,
     HttpConfig,
+    ImageInfoConfig,
     RefreshConfig,
 )
 
-TOP_KEYS = {"accounts", "refresh", "http", "image_types", "page_size", "quotas", "labels"}
+TOP_KEYS = {
+    "accounts",
+    "refresh",
+    "http",
+    "image_types",
+    "page_size",
+    "quotas",
+    "labels",
+    "image_info",
+}
+IMAGE_INFO_KEYS = {"enabled", "image_types", "max_series"}
 ACCOUNT_KEYS = {
     "name",
     "access_key_id",
@@ -95,6 +107,7 @@ class _ConfigReader(ProblemCollector):
             ),
             quotas=self._quotas(top.get("quotas", DEFAULT_QUOTAS), "quotas"),
             labels=self._labels(top.get("labels")),
+            image_info=self._image_info(top.get("image_info", {})),
         )
 
     def _accounts(self, value: object) -> tuple[AccountConfig, ...]:
@@ -259,6 +272,21 @@ class _ConfigReader(ProblemCollector):
                     "(account and region are always present)",
                 )
         return tuple(label for label in IMAGE_LABELS if label in items)
+
+    def _image_info(self, value: object) -> ImageInfoConfig:
+        raw = self.mapping(value, "image_info", IMAGE_INFO_KEYS)
+        enabled = raw.get("enabled", False)
+        if not isinstance(enabled, bool):
+            self.problem("image_info.enabled", "must be true or false")
+        kinds = tuple(
+            self.items(
+                raw.get("image_types", list(DEFAULT_IMAGE_INFO_TYPES)),
+                "image_info.image_types",
+                str,
+            )
+        )
+        max_series = self.whole(raw.get("max_series", 500), "image_info.max_series", 1, 100_000)
+        return ImageInfoConfig(kinds if enabled is True else (), max_series)
 
     def _quotas(self, value: object, path: str) -> dict[str, int]:
         if not isinstance(value, dict):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
@@ -25,16 +25,27 @@ OPENMETRICS_EOF = b"# EOF\n"
 _Encoder = Callable[[Collector], bytes]
 
 
-class FrozenGaugeMetricFamily(GaugeMetricFamily):
-    """Hold a gauge family that is never changed once collected, so its text can be reused."""
+class Frozen:
+    """Mark a family that is never changed once collected, so its text can be reused."""
 
     frozen_in: FrozenFamilies | None = None
+
+
+class FrozenGaugeMetricFamily(Frozen, GaugeMetricFamily):
+    """Hold a gauge family that no longer changes."""
+
+
+class FrozenCounterMetricFamily(Frozen, CounterMetricFamily):
+    """Hold a counter family that no longer changes until the next refresh."""
+
+
+FrozenFamily = FrozenGaugeMetricFamily | FrozenCounterMetricFamily
 
 
 class FrozenFamilies:
     """Hold families that no longer change and their text, encoded at most once per format."""
 
-    def __init__(self, families: Sequence[FrozenGaugeMetricFamily]) -> None:
+    def __init__(self, families: Sequence[FrozenFamily]) -> None:
         self.families = tuple(families)
         for family in self.families:
             family.frozen_in = self
@@ -109,7 +120,7 @@ def _split(metrics: Iterable[Metric]) -> tuple[list[FrozenFamilies], list[Metric
     frozen: list[FrozenFamilies] = []
     live: list[Metric] = []
     for metric in metrics:
-        group = metric.frozen_in if isinstance(metric, FrozenGaugeMetricFamily) else None
+        group = metric.frozen_in if isinstance(metric, Frozen) else None
         if group is None:
             live.append(metric)
         elif group not in frozen:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 # The mapping from metric label to ListImages field.
@@ -40,12 +42,39 @@ def owner_filters(filters: Iterable[str]) -> dict[str, str]:
     return owners
 
 
-class Tally:
-    """Count images by the configured labels for one refresh of one target."""
+@dataclass(frozen=True)
+class ImageRecord:
+    """Keep what the per-image series show of one image."""
 
-    def __init__(self, labels: tuple[str, ...], owners: dict[str, str]) -> None:
+    id: str
+    name: str
+    image_type: str
+    os_name: str
+    os_version: str
+    status: str
+    created: float | None
+
+
+class Tally:
+    """Count images by the configured labels for one refresh of one target.
+
+    Images of the kinds in `info_types` are also kept one by one, at most `max_records`;
+    the rest are only counted in `dropped`.
+    """
+
+    def __init__(
+        self,
+        labels: tuple[str, ...],
+        owners: dict[str, str],
+        info_types: tuple[str, ...] = (),
+        max_records: int = 0,
+    ) -> None:
         self.labels = labels
         self.counts: Counter[tuple[str, ...]] = Counter()
+        self.records: list[ImageRecord] = []
+        self.dropped = 0
+        self._info_types = frozenset(info_types)
+        self._max_records = max_records
         self._fields = [LABEL_FIELDS[label] for label in labels]
         self._owners = owners
         self._unowned_ids: set[str] = set()
@@ -70,11 +99,39 @@ class Tally:
         elif owner != listed_by:
             return
         self.counts[tuple(_text(image.get(field)) for field in self._fields)] += 1
+        if kind in self._info_types:
+            self._keep(image)
+
+    def _keep(self, image: dict[str, Any]) -> None:
+        if len(self.records) >= self._max_records:
+            self.dropped += 1
+            return
+        self.records.append(
+            ImageRecord(
+                id=_text(image.get("id")),
+                name=_text(image.get("name")),
+                image_type=_text(image.get("type")),
+                os_name=_text(image.get("osName")),
+                os_version=_text(image.get("osVersion")),
+                status=_text(image.get("status")),
+                created=_timestamp(image.get("createTime")),
+            )
+        )
 
     @property
     def total(self) -> int:
         """Return the number of images counted."""
         return sum(self.counts.values())
+
+
+def _timestamp(value: object) -> float | None:
+    # BCC writes createTime as `2015-06-17T10:37:02Z`; anything else gets no timestamp series.
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _text(value: object) -> str:

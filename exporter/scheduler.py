@@ -51,7 +51,9 @@ class Scheduler:
         for target in self.targets:
             target.client.close()
 
-    def refresh_due(self, scrape_timeout: float | None) -> None:
+    def refresh_due(
+        self, scrape_timeout: float | None, targets: Sequence[Target] | None = None
+    ) -> None:
         """Refresh for a scrape each target older than `min_interval`, joining refreshes in flight.
 
         Waits at most for the smaller of `refresh.timeout` and the scrape timeout less a margin.
@@ -61,7 +63,8 @@ class Scheduler:
             budget = min(budget, max(0.0, scrape_timeout - SCRAPE_TIMEOUT_MARGIN))
         deadline = time.monotonic() + budget
         now = time.time()
-        due = [t for t in self.targets if _age(t, now) >= self.refresh.min_interval]
+        chosen = self.targets if targets is None else targets
+        due = [t for t in chosen if _age(t, now) >= self.refresh.min_interval]
         futures = [self.submit(target, deadline) for target in due]
         wait(futures, timeout=max(0.0, deadline - time.monotonic()))
 

@@ -50,6 +50,8 @@ KNOWN_REGIONS = {
 DEFAULT_ENDPOINT = "https://bcc.{region}.baidubce.com"
 IMAGE_LABELS = ("image_type", "os_type", "os_name", "os_version", "os_arch", "status")
 DEFAULT_QUOTAS = {"Custom": 20}
+# Image kinds with per-image series once `image_info` is switched on without naming any.
+DEFAULT_IMAGE_INFO_TYPES = ("Custom",)
 MAX_PAGE_SIZE = 1000
 
 
@@ -95,6 +97,14 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class ImageInfoConfig:
+    """Say which image kinds get one series per image, and how many series a target may add."""
+
+    image_types: tuple[str, ...] = ()
+    max_series: int = 500
+
+
+@dataclass(frozen=True)
 class Config:
     """Hold everything read from the configuration file."""
 
@@ -105,3 +115,4 @@ class Config:
     page_size: int = MAX_PAGE_SIZE
     quotas: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
     labels: tuple[str, ...] = IMAGE_LABELS
+    image_info: ImageInfoConfig = ImageInfoConfig()

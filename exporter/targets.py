@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 from exporter.client import BccClient
 from exporter.errors import ApiError
-from exporter.inventory import Tally
+from exporter.inventory import ImageRecord, Tally
+from exporter.settings import ImageInfoConfig
+
+NO_IMAGE_INFO = ImageInfoConfig()
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,7 @@ class Snapshot:
     counts: Mapping[tuple[str, ...], int]
     finished_at: float
     duration: float
+    images: tuple[ImageRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Target:
         labels: tuple[str, ...],
         owners: dict[str, str],
         quotas: Mapping[str, int],
+        info: ImageInfoConfig = NO_IMAGE_INFO,
     ) -> None:
         self.client = client
         self.account, self.region = client.account, client.region
@@ -54,6 +59,8 @@ class Target:
         self.snapshot: Snapshot | None = None
         self.outcome: Outcome | None = None
         self.last_success: float | None = None
+        self.info = info
+        self.dropped_total = 0
         self._owners = owners
         self._lock = threading.Lock()
 
@@ -64,7 +71,7 @@ class Target:
         marked down, the error is logged once, and the last good snapshot stays.
         """
         started = time.monotonic()
-        tally = Tally(self.labels, self._owners)
+        tally = Tally(self.labels, self._owners, self.info.image_types, self.info.max_series)
         failed = threading.Event()
         futures: list[Future[None]] = []
         try:
@@ -81,9 +88,15 @@ class Target:
         duration = time.monotonic() - started
         with self._lock:
             now = time.time()
-            self.snapshot = Snapshot(dict(tally.counts), now, duration)
+            self.snapshot = Snapshot(dict(tally.counts), now, duration, tuple(tally.records))
+            self.dropped_total += tally.dropped
             self.outcome = Outcome(True, now, duration)
             self.last_success = now
+        if tally.dropped:
+            log.warning(
+                "per-image series over the cap were dropped",
+                extra={**self._fields(), "dropped": tally.dropped, "cap": self.info.max_series},
+            )
         log.debug(
             "refreshed target",
             extra={
@@ -100,7 +113,9 @@ class Target:
             return
         with earlier._lock:
             self.outcome, self.last_success = earlier.outcome, earlier.last_success
-            if earlier.labels == self.labels and earlier.image_types == self.image_types:
+            self.dropped_total = earlier.dropped_total
+            comparable = (earlier.labels, earlier.image_types, earlier.info)
+            if comparable == (self.labels, self.image_types, self.info):
                 self.snapshot = earlier.snapshot
 
     def drop_if_older(self, max_age: float, now: float) -> None:

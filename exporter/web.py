@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from exporter import __version__
 from exporter.connections import Limits, ThreadingServer, ThreadingServerV6
@@ -25,7 +26,14 @@ WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 READ = ("GET", "HEAD")
 CHANGE = ("POST", "PUT")
 RELOAD_PATH = "/-/reload"
-ROUTES = {"/": READ, "/metrics": READ, "/healthz": READ, "/readyz": READ, RELOAD_PATH: CHANGE}
+ROUTES = {
+    "/": READ,
+    "/metrics": READ,
+    "/probe": READ,
+    "/healthz": READ,
+    "/readyz": READ,
+    RELOAD_PATH: CHANGE,
+}
 SCRAPE_TIMEOUT_HEADER = "HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS"
 
 log = logging.getLogger(__name__)
@@ -57,6 +65,8 @@ def make_app(exporter: Exporter, *, lifecycle: bool = False) -> WsgiApp:
             status, headers, body = _reload(exporter)
         elif path == "/metrics":
             status, headers, body = _metrics(exporter, environ)
+        elif path == "/probe":
+            status, headers, body = _probe(exporter, environ)
         elif path == "/healthz":
             status, headers, body = "200 OK", [], b"ok\n"
         elif path == "/readyz":
@@ -78,6 +88,21 @@ def _metrics(exporter: Exporter, environ: Environ) -> tuple[str, list[tuple[str,
     exporter.before_scrape(_scrape_timeout(environ))
     body, headers = render(
         exporter.registry, environ.get("HTTP_ACCEPT", ""), environ.get("HTTP_ACCEPT_ENCODING", "")
+    )
+    return "200 OK", headers, body
+
+
+def _probe(exporter: Exporter, environ: Environ) -> tuple[str, list[tuple[str, str]], bytes]:
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    account, region = query.get("account", [""])[0], query.get("region", [""])[0]
+    if not account or not region:
+        return "400 Bad Request", [], b"/probe needs ?account=NAME&region=ID\n"
+    try:
+        registry = exporter.probe(account, region, _scrape_timeout(environ))
+    except LookupError as err:
+        return "400 Bad Request", [], f"{err}\n".encode()
+    body, headers = render(
+        registry, environ.get("HTTP_ACCEPT", ""), environ.get("HTTP_ACCEPT_ENCODING", "")
     )
     return "200 OK", headers, body
 

@@ -81,6 +81,8 @@ def soak(refreshes: int, scrapes: int, settle_seconds: float = 5.0) -> tuple[Usa
 
 def _cycle(exporter: Exporter, sim: Simulator, url: str, refreshes: int, scrapes: int) -> None:
     for fault in itertools.islice(itertools.cycle((None, *FAULTS)), refreshes):
+        # The simulator shares this process; its request log would otherwise grow here.
+        sim.clear_requests()
         sim.clear_faults()
         if fault is not None:
             sim.add_fault(fault)
