@@ -6,6 +6,7 @@ import logging
 import subprocess
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import requests
@@ -130,3 +131,19 @@ def test_probe_of_an_unknown_target_is_a_400_with_the_reason(
     _, url = probed
     response = requests.get(url, params=params, timeout=10)
     assert response.status_code == 400 and reason in response.text
+
+
+def test_the_readmes_sharding_example_is_a_valid_prometheus_config(tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme[readme.index("### Many accounts") :]
+    example = section[section.index("```yaml") + len("```yaml") : section.index("```\n", 10)]
+    (tmp_path / "prometheus.yml").write_text(example)
+
+    result = subprocess.run(
+        ["promtool", "check", "config", str(tmp_path / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "/probe" in example and "hashmod" in example
