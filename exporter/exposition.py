@@ -1,13 +1,15 @@
 """Render the registry for a scrape in the format and encoding the scraper asked for.
 
 Families that stay the same until the next refresh (`FrozenFamilies`) are encoded, and
-compressed, once per format and reused by every scrape; the rest of the registry, such as
-the process metrics, is rendered live each time.
+compressed, once per format and reused by every scrape. Every other family's text is
+remembered per registry and reused while its samples are unchanged, so only what moved, such
+as the process metrics, is encoded again.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -102,8 +104,10 @@ def render(
     """Return the body and headers of a /metrics answer: text or OpenMetrics, gzip if asked."""
     encoder, content_type = choose_encoder(accept)
     frozen, live = _split(registry.collect())
+    memo = _memo_of(registry)
     parts = [group.text(content_type, encoder) for group in frozen[1:]]
-    parts.append(encoder(_Families(live)))
+    parts.extend(memo.text(family, content_type, encoder) for family in live)
+    parts.append(memo.trailer(content_type, encoder))
     headers = [("Content-Type", content_type)]
     if "gzip" in accept_encoding:
         headers.append(("Content-Encoding", "gzip"))
@@ -113,6 +117,53 @@ def render(
     if frozen:
         parts.insert(0, frozen[0].text(content_type, encoder))
     return b"".join(parts), headers
+
+
+class _Memo:
+    """Remember each live family's last text per format, reused while its samples are equal.
+
+    The API counters change only while a target refreshes, so most scrapes reuse their text;
+    the process metrics change every time and are encoded anew.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[tuple[str, str], tuple[Metric, bytes]] = {}
+        self._trailers: dict[str, bytes] = {}
+
+    def text(self, family: Metric, content_type: str, encoder: _Encoder) -> bytes:
+        """Return `family` encoded, without an OpenMetrics `# EOF`."""
+        key = (content_type, family.name)
+        with self._lock:
+            last = self._last.get(key)
+        # Metric equality compares name, type, help, unit and every sample.
+        if last is not None and last[0] == family:
+            return last[1]
+        text = encoder(_Families([family])).removesuffix(OPENMETRICS_EOF)
+        with self._lock:
+            self._last[key] = (family, text)
+        return text
+
+    def trailer(self, content_type: str, encoder: _Encoder) -> bytes:
+        """Return what the format puts after the last family: `# EOF` for OpenMetrics."""
+        with self._lock:
+            trailer = self._trailers.get(content_type)
+            if trailer is None:
+                trailer = self._trailers[content_type] = encoder(_Families([]))
+        return trailer
+
+
+# One memo per registry, forgotten with it.
+_MEMOS: weakref.WeakKeyDictionary[CollectorRegistry, _Memo] = weakref.WeakKeyDictionary()
+_MEMOS_LOCK = threading.Lock()
+
+
+def _memo_of(registry: CollectorRegistry) -> _Memo:
+    with _MEMOS_LOCK:
+        memo = _MEMOS.get(registry)
+        if memo is None:
+            memo = _MEMOS[registry] = _Memo()
+    return memo
 
 
 def _split(metrics: Iterable[Metric]) -> tuple[list[FrozenFamilies], list[Metric]]:
