@@ -57,7 +57,9 @@ def usage() -> Usage:
     return Usage(rss, int(fields["Threads"]), len(os.listdir("/proc/self/fd")))
 
 
-def soak(refreshes: int, scrapes: int, settle_seconds: float = 5.0) -> tuple[Usage, Usage]:
+def soak(
+    refreshes: int, scrapes: int, settle_seconds: float = 5.0, every: int = 0
+) -> tuple[Usage, Usage]:
     """Run the soak and return the usage after warm-up and at the end."""
     account = SimulatedAccount(AK, SK, images={r: {"System": 1200, "Custom": 9} for r in REGIONS})
     with Simulator([account]) as sim:
@@ -69,7 +71,7 @@ def soak(refreshes: int, scrapes: int, settle_seconds: float = 5.0) -> tuple[Usa
             # One pass over every fault first: the bounded pools grow to their working size.
             _cycle(exporter, sim, url, len(FAULTS) + 1, 20)
             start = usage()
-            _cycle(exporter, sim, url, refreshes, max(1, scrapes // max(1, refreshes)))
+            _cycle(exporter, sim, url, refreshes, max(1, scrapes // max(1, refreshes)), every)
             sim.clear_faults()
             _refresh(exporter)
             end = _settled(start, settle_seconds)
@@ -79,8 +81,11 @@ def soak(refreshes: int, scrapes: int, settle_seconds: float = 5.0) -> tuple[Usa
     return start, end
 
 
-def _cycle(exporter: Exporter, sim: Simulator, url: str, refreshes: int, scrapes: int) -> None:
-    for fault in itertools.islice(itertools.cycle((None, *FAULTS)), refreshes):
+def _cycle(
+    exporter: Exporter, sim: Simulator, url: str, refreshes: int, scrapes: int, every: int = 0
+) -> None:
+    cycle = itertools.cycle((None, *FAULTS))
+    for done, fault in enumerate(itertools.islice(cycle, refreshes), start=1):
         # The simulator shares this process; its request log would otherwise grow here.
         sim.clear_requests()
         sim.clear_faults()
@@ -88,6 +93,8 @@ def _cycle(exporter: Exporter, sim: Simulator, url: str, refreshes: int, scrapes
             sim.add_fault(fault)
         _refresh(exporter)
         _scrape(url, scrapes)
+        if every and done % every == 0:
+            print(f"after {done:>5} refreshes: {usage()}", flush=True)
 
 
 def _config(sim: Simulator) -> Config:
@@ -141,9 +148,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--refreshes", type=int, default=300)
     parser.add_argument("--scrapes", type=int, default=5000)
+    parser.add_argument("--every", type=int, default=0, help="print a reading every N refreshes")
     options = parser.parse_args()
     started = time.monotonic()
-    start, end = soak(options.refreshes, options.scrapes)
+    start, end = soak(options.refreshes, options.scrapes, every=options.every)
     print(f"start: {start}")
     print(f"end:   {end}")
     print(
