@@ -2,7 +2,7 @@
 
 Each size runs the real command line in a fresh process, whose peak resident set (VmHWM) is
 read once its first refresh has ended (`/readyz` answers 200); the simulator runs in yet
-another process. The exporter has no per-image series, so there is nothing to switch off.
+another process. Per-image series (`image_info`) are off, as by default.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def _peak_in_child(url: str, key: Key, region: str, folder: Path) -> float:
                         "regions": [region],
                         "endpoint": f"{url}/{{region}}",
                     }
-                ]
+                ],
+                "image_info": {"enabled": False},
             }
         )
     )
