@@ -31,12 +31,21 @@ TARGET_METRICS = {
     "bce_bcc_api_request_duration_seconds_bucket",
     "bce_bcc_api_request_duration_seconds_sum",
     "bce_bcc_api_request_duration_seconds_count",
+    "bce_bcc_image_info",
+    "bce_bcc_image_created_timestamp_seconds",
+    "bce_bcc_image_series_dropped_total",
+}
+# Per-image series exist only with image_info.enabled, so panels reading them must say so.
+PER_IMAGE_METRICS = {
+    "bce_bcc_image_info",
+    "bce_bcc_image_created_timestamp_seconds",
+    "bce_bcc_image_series_dropped_total",
 }
 # Exporter-wide metrics without account and region labels: they cannot be filtered by them.
 EXPORTER_METRICS = {"bce_bcc_refresh_interval_seconds", "bce_bcc_exporter_build_info"}
-ROWS = ["Overview", "Inventory", "Quota", "API health"]
+ROWS = ["Overview", "Inventory", "Custom images", "Quota", "API health"]
 # Grafana variables replaced by plain values so promtool can parse the expressions.
-VARIABLE_VALUES = {"$account": ".*", "$region": ".*", "$__rate_interval": "1m"}
+VARIABLE_VALUES = {"$account": ".*", "$region": ".*", "$__rate_interval": "1m", "$__range": "1d"}
 
 # Quoted strings are single tokens, so names inside label values are never mistaken for metrics.
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[A-Za-z_:][A-Za-z0-9_:]*|\S')
@@ -140,7 +149,7 @@ def test_every_panel_and_variable_queries_the_datasource_variable() -> None:
         assert item["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, item["title"]
 
 
-def test_rows_are_overview_inventory_quota_and_api_health() -> None:
+def test_rows_are_overview_inventory_custom_images_quota_and_api_health() -> None:
     titles = [panel["title"] for panel in load_dashboard()["panels"] if panel["type"] == "row"]
 
     assert titles == ROWS
@@ -231,6 +240,44 @@ def test_quota_panels_mark_80_and_100_percent() -> None:
     for panel in quota_panels:
         steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
         assert [step["value"] for step in steps[1:]] == [0.8, 1], panel["title"]
+
+
+def test_panels_reading_per_image_series_say_they_need_image_info() -> None:
+    readers = [
+        panel
+        for panel in panels(load_dashboard())
+        if any(metric_names(t["expr"]) & PER_IMAGE_METRICS for t in panel.get("targets", []))
+    ]
+
+    assert readers
+    for panel in readers:
+        assert "image_info.enabled" in panel["description"], panel["title"]
+
+
+def test_custom_image_table_joins_info_with_age_as_a_duration() -> None:
+    (table,) = [
+        panel
+        for panel in panels(load_dashboard())
+        if panel["type"] == "table" and panel["title"] == "Custom images"
+    ]
+    (target,) = table["targets"]
+    columns = table["transformations"][0]["options"]["renameByName"]
+
+    assert "time() - bce_bcc_image_created_timestamp_seconds" in target["expr"]
+    assert "group_left (image_name, image_type, os_name, os_version, status)" in target["expr"]
+    assert target["format"] == "table" and target["instant"] is True
+    assert table["fieldConfig"]["defaults"]["unit"] == "dtdurations"
+    assert set(columns.values()) >= {
+        "Name",
+        "ID",
+        "Account",
+        "Region",
+        "Status",
+        "OS",
+        "OS version",
+        "Age",
+    }
+    assert table["options"]["sortBy"] == [{"displayName": "Age", "desc": True}]
 
 
 def test_latency_panel_uses_histogram_quantile_over_buckets() -> None:

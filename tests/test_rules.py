@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,6 +20,9 @@ ALERT_PREFIX = "BccImage"
 SEVERITIES = {"warning", "critical"}
 # Alerts about the exporter process as a whole: they carry no account or region label.
 EXPORTER_WIDE_ALERTS = {"BccImageExporterDown", "BccImageExporterAbsent"}
+# The count alert and the per-image alert must agree on what a failed image is.
+FAILED_IMAGE_ALERTS = ("BccImageFailedImages", "BccImageFailed")
+FAILED_STATUS_MATCHER = 'status=~"CreatedFailed|CreateFailed|Error"'
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -137,6 +141,14 @@ def test_alert_fires_in_some_unit_test(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(ALERTS))
 def test_alert_stays_silent_in_some_unit_test(name: str) -> None:
     assert (name, False) in alert_cases(), f"no unit test expects {name} to stay silent"
+
+
+@pytest.mark.parametrize("name", FAILED_IMAGE_ALERTS)
+def test_failed_image_alerts_match_the_same_statuses(name: str) -> None:
+    matchers = re.findall(r'status=~"[^"]*"', ALERTS[name]["expr"])
+
+    assert matchers
+    assert set(matchers) == {FAILED_STATUS_MATCHER}
 
 
 def test_unit_tests_name_only_existing_alerts() -> None:

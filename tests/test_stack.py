@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -27,13 +29,23 @@ DASHBOARD_FILE = ROOT / "grafana" / "dashboards" / "bcc-images.json"
 
 ACCOUNT = "test"
 QUOTA = 20
-# Custom images per region: one near the quota, one well below it, one empty, one that grows.
-CUSTOM_IMAGES = {"bj": 17, "gz": 3, "su": 0, "cd": 2}
+SEED = 11
+# Custom images per region: one near the quota, one well below it, one empty, one that grows,
+# and one whose only custom image the seeded simulator puts in status Error.
+CUSTOM_IMAGES = {"bj": 17, "gz": 3, "su": 0, "cd": 2, "bd": 1}
 GROWING_REGION, GROWN_TO = "cd", 6
 REGIONS = list(CUSTOM_IMAGES)
+# Per-image series for custom images, capped below bj's 17 so the cap bites there only.
+MAX_SERIES = 10
+FAILED_STATUSES = {"CreatedFailed", "CreateFailed", "Error"}
 RATIO_RULE = "account_region_image_type:bce_bcc_image_quota_usage:ratio"
 QUOTA_ALERT = "BccImageQuotaUsageHigh"
-QUOTA_ALERT_FOR = "2s"
+FAILED_IMAGE_ALERT = "BccImageFailed"
+FAILED_COUNT_ALERT = "BccImageFailedImages"
+DROPPED_ALERT = "BccImageSeriesDropped"
+# Alerts whose `for` is cut from minutes to seconds in the stack's copy of the rules.
+SHORTENED_ALERTS = (QUOTA_ALERT, FAILED_IMAGE_ALERT, FAILED_COUNT_ALERT, DROPPED_ALERT)
+SHORT_FOR = "2s"
 REFRESH_INTERVAL = "2s"
 # Grafana's variables as a dashboard showing every account and region would fill them in.
 GRAFANA_VARIABLES = {
@@ -62,7 +74,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Start simulator, exporter and Prometheus once; wait until a region's usage has grown."""
     directory = tmp_path_factory.mktemp("stack")
     with ExitStack() as running:
-        simulator = running.enter_context(Simulator([_account()], seed=11))
+        simulator = running.enter_context(Simulator([_account()], seed=SEED))
         # Two failed requests, each retried successfully, put error counters in the exposition.
         simulator.add_fault(Fault("error", region="gz", times=2))
         exporter_url = _serve_exporter(simulator, running)
@@ -80,7 +92,13 @@ def _account() -> SimulatedAccount:
 
 
 def _serve_exporter(simulator: Simulator, running: ExitStack) -> str:
-    exporter = Exporter(make_config(simulator, REGIONS, refresh={"interval": REFRESH_INTERVAL}))
+    config = make_config(
+        simulator,
+        REGIONS,
+        refresh={"interval": REFRESH_INTERVAL},
+        image_info={"enabled": True, "image_types": ["Custom"], "max_series": MAX_SERIES},
+    )
+    exporter = Exporter(config)
     running.callback(exporter.stop)
     server = HttpServer(make_app(exporter), "127.0.0.1", 0)
     server.start()
@@ -90,16 +108,17 @@ def _serve_exporter(simulator: Simulator, running: ExitStack) -> str:
 
 
 def _rules(directory: Path) -> Path:
-    """Write a copy of the rules whose quota alert fires after seconds instead of minutes."""
+    """Write a copy of the rules whose alerts under test fire after seconds, not minutes."""
     document = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
-    alerts = [
-        rule
-        for group in document["groups"]
-        for rule in group["rules"]
-        if rule.get("alert") == QUOTA_ALERT
-    ]
-    assert len(alerts) == 1, f"{RULES_FILE} should define {QUOTA_ALERT} once"
-    alerts[0]["for"] = QUOTA_ALERT_FOR
+    for name in SHORTENED_ALERTS:
+        alerts = [
+            rule
+            for group in document["groups"]
+            for rule in group["rules"]
+            if rule.get("alert") == name
+        ]
+        assert len(alerts) == 1, f"{RULES_FILE} should define {name} once"
+        alerts[0]["for"] = SHORT_FOR
     path = directory / "rules.yml"
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     return path
@@ -152,6 +171,42 @@ def _fill_in_variables(expr: str) -> str:
 
 def _custom_images(simulator: Simulator, region: str) -> int:
     return sum(1 for image in simulator.images(AK, region) if image.get("type") == "Custom")
+
+
+def _failed_custom_images(simulator: Simulator) -> set[tuple[str, str, str, str]]:
+    """Return (region, image id, name, status) of every custom image in a failed status."""
+    return {
+        (region, image["id"], image["name"], image["status"])
+        for region in REGIONS
+        for image in simulator.images(AK, region)
+        if image.get("type") == "Custom" and image.get("status") in FAILED_STATUSES
+    }
+
+
+def _alert_states(prometheus: Prometheus, name: str, *labels: str) -> dict[tuple[str, ...], str]:
+    """Return the state of each pending or firing alert `name`, keyed by the given labels."""
+    return {
+        tuple(alert["labels"].get(label, "") for label in labels): alert["state"]
+        for alert in prometheus.alerts()
+        if alert["labels"]["alertname"] == name
+    }
+
+
+def _table_query(title: str) -> str:
+    """Return the query of the dashboard's table panel `title`, variables filled in."""
+    dashboard = json.loads(DASHBOARD_FILE.read_text(encoding="utf-8"))
+    (expr,) = [
+        target["expr"]
+        for row in dashboard["panels"]
+        for panel in [row, *row.get("panels", [])]
+        if panel["type"] == "table" and panel["title"] == title
+        for target in panel["targets"]
+    ]
+    return _fill_in_variables(expr)
+
+
+def _created(image: dict[str, Any]) -> float:
+    return float(calendar.timegm(time.strptime(image["createTime"], "%Y-%m-%dT%H:%M:%SZ")))
 
 
 def test_prometheus_scrapes_the_exporter(stack: Stack) -> None:
@@ -222,3 +277,71 @@ def test_promtool_finds_no_problem_in_a_scrape_with_api_errors_counted(stack: St
     assert errors == {"InternalError"}, "the injected faults should be counted"
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "" and result.stderr.strip() == ""
+
+
+def test_custom_image_table_lists_each_named_image_with_its_age(stack: Stack) -> None:
+    images = {
+        image["id"]: image
+        for region in REGIONS
+        for image in stack.simulator.images(AK, region)
+        if image.get("type") == "Custom"
+    }
+    shown = {
+        region: min(_custom_images(stack.simulator, region), MAX_SERIES) for region in REGIONS
+    }
+    query = _table_query("Custom images")
+
+    rows = wait_for(
+        f"one row per named custom image from {query}",
+        lambda: stack.prometheus.query(query),
+        WAIT_SECONDS,
+        until=lambda rows: len(rows) == sum(shown.values()),
+    )
+
+    now = time.time()
+    for row in rows:
+        labels, age = row["metric"], float(row["value"][1])
+        image = images[labels["image_id"]]
+        assert (labels["image_name"], labels["status"]) == (image["name"], image["status"])
+        assert age == pytest.approx(now - _created(image), abs=30)
+    per_region = {region: sum(r["metric"]["region"] == region for r in rows) for region in REGIONS}
+    assert per_region == shown, f"bj is capped at image_info.max_series={MAX_SERIES}"
+
+
+def test_failed_image_alert_names_the_failed_image_and_the_count_alert_stays_silent(
+    stack: Stack,
+) -> None:
+    failed = _failed_custom_images(stack.simulator)
+    expected = {key: "firing" for key in failed}
+
+    active = wait_for(
+        f"{FAILED_IMAGE_ALERT} to fire for {sorted(failed)}",
+        lambda: _alert_states(
+            stack.prometheus, FAILED_IMAGE_ALERT, "region", "image_id", "image_name", "status"
+        ),
+        WAIT_SECONDS,
+        until=lambda active: active == expected,
+    )
+
+    assert [region for region, *_ in failed] == ["bd"], f"seed {SEED} fails bd's image only"
+    assert active == expected
+    # The failed image has a per-image series, so the count alert must not page for it too.
+    assert _alert_states(stack.prometheus, FAILED_COUNT_ALERT, "region") == {}
+
+
+def test_series_dropped_alert_fires_only_where_custom_images_exceed_max_series(
+    stack: Stack,
+) -> None:
+    over = {
+        (region,) for region in REGIONS if _custom_images(stack.simulator, region) > MAX_SERIES
+    }
+
+    active = wait_for(
+        f"{DROPPED_ALERT} to fire for {sorted(over)}",
+        lambda: _alert_states(stack.prometheus, DROPPED_ALERT, "region"),
+        WAIT_SECONDS,
+        until=lambda active: set(active) == over and set(active.values()) == {"firing"},
+    )
+
+    assert over == {("bj",)}, f"only bj holds more than {MAX_SERIES} custom images"
+    assert active == {("bj",): "firing"}
