@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from exporter.errors import PaginationError
+
 # The mapping from metric label to ListImages field.
 LABEL_FIELDS = {
     "image_type": "type",
@@ -73,6 +75,7 @@ class Tally:
         self.counts: Counter[tuple[str, ...]] = Counter()
         self.records: list[ImageRecord] = []
         self.dropped = 0
+        self._record_ids: set[str] = set()
         self._info_types = frozenset(info_types)
         self._max_records = max_records
         self._fields = [LABEL_FIELDS[label] for label in labels]
@@ -103,12 +106,19 @@ class Tally:
             self._keep(image)
 
     def _keep(self, image: dict[str, Any]) -> None:
+        image_id = _text(image.get("id"))
+        if image_id in self._record_ids:
+            # Two series with the same labels would make the whole page invalid.
+            raise PaginationError(
+                "invalid_response", f"image {image_id} appears twice in one listing"
+            )
         if len(self.records) >= self._max_records:
             self.dropped += 1
             return
+        self._record_ids.add(image_id)
         self.records.append(
             ImageRecord(
-                id=_text(image.get("id")),
+                id=image_id,
                 name=_text(image.get("name")),
                 image_type=_text(image.get("type")),
                 os_name=_text(image.get("osName")),

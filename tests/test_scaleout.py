@@ -147,3 +147,15 @@ def test_the_readmes_sharding_example_is_a_valid_prometheus_config(tmp_path: Pat
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "/probe" in example and "hashmod" in example
+
+
+def test_an_image_listed_twice_is_an_error_not_two_series() -> None:
+    from exporter.errors import PaginationError
+    from exporter.inventory import Tally, owner_filters
+
+    tally = Tally(("image_type",), owner_filters(["All"]), ("Custom",), 10)
+    image = {"id": "m-1", "type": "Custom", "name": "web"}
+    tally.add_page([image, {"id": "m-2", "type": "Custom"}], "All")
+
+    with pytest.raises(PaginationError, match="m-1 appears twice"):
+        tally.add_page([{"id": "m-3", "type": "Custom"}, image], "All")
