@@ -284,7 +284,7 @@ def test_scrape_job_is_the_one_the_exporter_alerts_look_for() -> None:
 def test_environment_comes_from_keys_of_the_credentials_secret() -> None:
     secret = manifest("Secret")
 
-    for variable in container()["env"]:
+    for variable in container().get("env", []):
         reference = variable["valueFrom"]["secretKeyRef"]
         assert reference["name"] == secret["metadata"]["name"], variable["name"]
         assert reference["key"] in secret["stringData"], variable["name"]
@@ -300,33 +300,34 @@ def test_secret_is_mounted_as_a_directory_readable_by_the_pod_group() -> None:
     assert pod_spec()["securityContext"]["fsGroup"] == image_user()[1]
 
 
-def test_config_reads_the_secret_key_from_a_mounted_file_not_the_environment() -> None:
+def test_config_reads_both_keys_from_mounted_files_not_the_environment() -> None:
     (account,) = yaml.safe_load(configmap_config())["accounts"]
     secret_dir = mount_path("secret")
     keys = manifest("Secret")["stringData"]
 
-    assert "secret_access_key" not in account
-    directory, _, key = account["secret_access_key_file"].rpartition("/")
-    assert (directory, key in keys) == (secret_dir, True)
+    for name in ("access_key_id", "secret_access_key"):
+        assert name not in account
+        directory, _, key = account[f"{name}_file"].rpartition("/")
+        assert (directory, key in keys) == (secret_dir, True)
+    assert "env" not in container(), "no credential passes through the environment"
 
 
 def test_config_uses_only_variables_the_deployment_sets() -> None:
     variables = set(_VARIABLE.findall(configmap_config()))
 
-    assert variables
-    assert variables <= {variable["name"] for variable in container()["env"]}
+    assert variables <= {variable["name"] for variable in container().get("env", [])}
 
 
 def test_configmap_config_loads_with_the_exporter_loader(tmp_path: Path) -> None:
     for key in manifest("Secret")["stringData"]:
         (tmp_path / key).write_text("dummy-value\n", encoding="utf-8")
     text = configmap_config().replace(mount_path("secret"), str(tmp_path))
-    environ = {variable["name"]: "dummy-id" for variable in container()["env"]}
+    environ = {variable["name"]: "dummy-id" for variable in container().get("env", [])}
 
     config = parse_config(yaml.safe_load(text), base_dir=tmp_path, environ=environ)
 
     (account,) = config.accounts
-    assert account.access_key_id.value == "dummy-id"
+    assert account.access_key_id.value == "dummy-value"
     assert account.secret_access_key.value == "dummy-value"
     assert account.secret_access_key.path == tmp_path / "secret_access_key"
 
@@ -334,22 +335,30 @@ def test_configmap_config_loads_with_the_exporter_loader(tmp_path: Path) -> None
 def test_secret_file_is_reread_after_the_kubelet_swaps_the_secret(tmp_path: Path) -> None:
     # The kubelet's layout: key -> ..data/key, ..data -> a timestamped directory that is
     # replaced by renaming a new symlink over ..data.
-    def publish(version: str, secret: str) -> None:
+    def publish(version: str, key_id: str, secret: str) -> None:
         (tmp_path / version).mkdir()
+        (tmp_path / version / "access_key_id").write_text(key_id, encoding="utf-8")
         (tmp_path / version / "secret_access_key").write_text(secret, encoding="utf-8")
         os.symlink(version, tmp_path / "..data_tmp")
         os.replace(tmp_path / "..data_tmp", tmp_path / "..data")
 
-    publish("..2024_01_01_00_00_00.1", "first-secret")
-    os.symlink("..data/secret_access_key", tmp_path / "secret_access_key")
+    publish("..2024_01_01_00_00_00.1", "first-id", "first-secret")
+    for key in ("access_key_id", "secret_access_key"):
+        os.symlink(f"..data/{key}", tmp_path / key)
     text = configmap_config().replace(mount_path("secret"), str(tmp_path))
-    environ = {variable["name"]: "dummy-id" for variable in container()["env"]}
+    environ = {variable["name"]: "dummy-id" for variable in container().get("env", [])}
     (account,) = parse_config(yaml.safe_load(text), tmp_path, environ).accounts
-    assert account.secret_access_key.value == "first-secret"
+    assert (account.access_key_id.value, account.secret_access_key.value) == (
+        "first-id",
+        "first-secret",
+    )
 
-    publish("..2024_02_01_00_00_00.2", "the-second-secret")
+    publish("..2024_02_01_00_00_00.2", "the-second-id", "the-second-secret")
 
-    assert account.secret_access_key.value == "the-second-secret"
+    assert (account.access_key_id.value, account.secret_access_key.value) == (
+        "the-second-id",
+        "the-second-secret",
+    )
 
 
 @pytest.mark.parametrize("path", sorted(p.name for p in manifest_files()))
