@@ -72,7 +72,7 @@ def _accounts(entries: Any, problems: list[str]) -> list[SimulatedAccount]:
         problems.append("accounts must be a non-empty list of mappings")
         return []
     accounts = []
-    for number, entry in enumerate(entries, start=1):
+    for number, entry in enumerate(entries):
         where = f"accounts[{number}]"
         if not isinstance(entry, dict):
             problems.append(f"{where} must be a mapping with keys {', '.join(ACCOUNT_KEYS)}")
@@ -110,7 +110,7 @@ def _faults(entries: Any, problems: list[str]) -> list[Fault]:
         problems.append("faults must be a list of mappings")
         return []
     faults = []
-    for number, entry in enumerate(entries, start=1):
+    for number, entry in enumerate(entries):
         where = f"faults[{number}]"
         if not isinstance(entry, dict) or "kind" not in entry:
             problems.append(f"{where} must be a mapping with at least a kind")
