@@ -20,6 +20,7 @@ class ProblemCollector:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = environ
         self.problems: list[str] = []
+        self._unset_paths: set[str] = set()
 
     def problem(self, path: str, message: str) -> None:
         """Record one problem at a path such as `accounts[1].regions[0]`."""
@@ -70,7 +71,8 @@ class ProblemCollector:
             return value.strip()
         if isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)
-        self.problem(path, f"must be a non-empty string, got {describe(value)}")
+        if path not in self._unset_paths:  # an unset variable was reported already
+            self.problem(path, f"must be a non-empty string, got {describe(value)}")
         return ""
 
     def whole(self, value: object, path: str, low: int, high: int) -> int:
@@ -112,6 +114,7 @@ class ProblemCollector:
             return self.environ[name]
         if default is not None:
             return default
+        self._unset_paths.add(path)
         self.problem(
             path,
             f"environment variable {name} is not set; export it or write ${{{name}:-default}}",

@@ -47,8 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{options.web_config_file}: {err}", file=sys.stderr)
         return 1
     if options.config_check:
+        accounts = len(config.accounts)
         targets = sum(len(account.regions) for account in config.accounts)
-        print(f"{options.config_file}: OK, {len(config.accounts)} accounts, {targets} targets")
+        print(
+            f"{options.config_file}: OK, {_plural(accounts, 'account')}, "
+            f"{_plural(targets, 'target')}"
+        )
         return 0
     if options.output is not None and not options.once:
         print("--output needs --once: it writes the metrics of a single refresh", file=sys.stderr)
@@ -182,5 +186,9 @@ def _flag(parser: argparse.ArgumentParser, flag: str, dest: str, default: str, t
         dest=dest,
         default=os.environ.get(env, default),
         choices=choices,
-        help=f"{text} (env {env}; default %(default)s)",
+        help=f"{text} (env {env}; default {default or 'none'})",
     )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -50,11 +50,13 @@ class SecretSource:
             log.warning(
                 "cannot re-read secret file", extra={"file": str(self.path), "error": err.strerror}
             )
+            self._stamp = stamp  # warn once per change of the file, not on every request
             return
         if not text:
             log.warning(
                 "secret file is empty; keeping the previous secret", extra={"file": str(self.path)}
             )
+            self._stamp = stamp
             return
         self._value, self._stamp = text, stamp
         log.info("secret file changed; using the new secret", extra={"file": str(self.path)})

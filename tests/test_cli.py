@@ -170,7 +170,7 @@ def test_config_check_accepts_the_example_config() -> None:
         env={"BCE_ACCESS_KEY_ID": "ak", "BCE_SECRET_ACCESS_KEY": "sk", "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr
-    assert "OK, 1 accounts, 2 targets" in result.stdout
+    assert "OK, 1 account, 2 targets" in result.stdout
 
 
 def test_version_flag_prints_the_version() -> None:

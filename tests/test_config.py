@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from exporter.config import load_config, parse_config
+from exporter.credentials import SecretSource
 from exporter.errors import ConfigError
 from exporter.settings import DEFAULT_IMAGE_TYPES, IMAGE_LABELS
 
@@ -187,3 +188,25 @@ def test_an_empty_secret_file_is_refused(tmp_path: Path) -> None:
     del data["accounts"][0]["secret_access_key"]
     with pytest.raises(ConfigError, match="is empty"):
         parse_config(data, base_dir=tmp_path, environ={})
+
+
+def test_an_emptied_secret_file_keeps_the_old_secret_and_warns_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "sk").write_text("first\n")
+    source = SecretSource.from_file(tmp_path / "sk")
+    (tmp_path / "sk").write_text("")
+
+    values = [source.value for _ in range(5)]
+
+    assert values == ["first"] * 5
+    assert len([r for r in caplog.records if "is empty" in r.getMessage()]) == 1
+
+
+def test_an_unset_variable_is_reported_once_per_key() -> None:
+    data = {"accounts": [{**MINIMAL["accounts"][0], "access_key_id": "${NOPE_AK}"}]}
+    problems = _problems(data)
+    assert [p for p in problems if p.startswith("accounts[0].access_key_id:")] == [
+        "accounts[0].access_key_id: environment variable NOPE_AK is not set; "
+        "export it or write ${NOPE_AK:-default}"
+    ]
