@@ -1,8 +1,7 @@
 """Run simulators in a child process, so their CPU and memory are not the client's.
 
 The parent sends a JSON spec on the first line of the child's stdin; the child answers with
-the servers' URLs, then takes one command per line: `requests` (counts per server) or
-`clear`. Closing stdin stops it.
+the servers' URLs and serves until its stdin closes.
 """
 
 from __future__ import annotations
@@ -12,14 +11,11 @@ import ssl
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import IO, Any
 
 from exporter.simulator import Fault, SimulatedAccount, Simulator
-
-# Generating 200,000 images takes a while on a slow machine.
-READY_TIMEOUT_SECONDS = 180
 
 Counts = Mapping[str, Mapping[str, int]]
 
@@ -41,7 +37,6 @@ class ServerSpec:
     seed: int = 1
     latency: float = 0.0
     tls: tuple[str, str] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class RemoteSimulators:
@@ -83,17 +78,6 @@ class RemoteSimulators:
         if process.stdout is not None:
             process.stdout.close()
         self._process = None
-
-    def request_counts(self) -> list[int]:
-        """Return how many requests each server answered since the last `clear`."""
-        self._send("requests")
-        counts: list[int] = json.loads(self._receive())
-        return counts
-
-    def clear(self) -> None:
-        """Empty every server's request log."""
-        self._send("clear")
-        self._receive()
 
     def _send(self, line: str) -> None:
         stdin = self._pipes()[0]
@@ -142,14 +126,8 @@ def main() -> None:
     simulators = [_start(spec) for spec in json.loads(sys.stdin.readline())]
     try:
         print(json.dumps([s.url for s in simulators]), flush=True)
-        for line in sys.stdin:
-            command = line.strip()
-            if command == "requests":
-                print(json.dumps([len(s.requests) for s in simulators]), flush=True)
-            elif command == "clear":
-                for simulator in simulators:
-                    simulator.clear_requests()
-                print("ok", flush=True)
+        for _ in sys.stdin:
+            pass  # nothing to do but wait for the parent to close stdin
     finally:
         for simulator in simulators:
             simulator.stop()
