@@ -97,12 +97,6 @@ def counted_images(exporter: Exporter) -> int:
     return sum(sum(t.snapshot.counts.values()) for t in exporter.targets if t.snapshot)
 
 
-def trust(exporter: Exporter, ca_file: Path) -> None:
-    """Make the exporter's sessions trust `ca_file`; the config has no option for it yet."""
-    for target in exporter.targets:
-        target.client._session.verify = str(ca_file)
-
-
 def cpu_seconds() -> float:
     """Return the CPU time (user and system) of this process, every thread included."""
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -34,7 +34,6 @@ from bench.harness import (
     make_certificates,
     median,
     refresh,
-    trust,
 )
 from bench.plan import Plan, large_region, scaled_region
 from bench.simhost import Account, RemoteSimulators, ServerSpec
@@ -107,8 +106,10 @@ def _compare_over(plan: Plan, scheme: str, certificates: Certificates) -> list[R
 
 
 def _compare(plan: Plan, name: str, targets: Sequence[Target], ca_file: Path) -> list[Row]:
-    exporter = exporter_for((key, region, f"{url}/{SDK_REGION}") for key, region, url in targets)
-    trust(exporter, ca_file)
+    exporter = exporter_for(
+        ((key, region, f"{url}/{SDK_REGION}") for key, region, url in targets),
+        extra={"http": {"ca_file": str(ca_file)}},
+    )
     ours: list[tuple[float, float]] = []
     theirs: list[tuple[float, float]] = []
     try:

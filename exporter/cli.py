@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 from exporter import __version__, logs
+from exporter.allocator import pin_mmap_threshold
 from exporter.app import Exporter
 from exporter.config import load_config
 from exporter.errors import ConfigError
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         return simulate(args[1:])
     options = _parser().parse_args(args)
     logs.configure(options.log_level, options.log_format)
+    pin_mmap_threshold()
     try:
         config = load_config(options.config_file)
     except ConfigError as err:

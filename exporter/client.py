@@ -56,6 +56,7 @@ class BccClient:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.trust_env = False
+        self._session.verify = http.ca_file or True
         self._clock = SigningClock()
         metrics.start_target(account, region)
 

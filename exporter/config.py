@@ -244,7 +244,16 @@ class _ConfigReader(ProblemCollector):
             max_backoff=self.duration(
                 raw.get("max_backoff", default.max_backoff), "http.max_backoff"
             ),
+            ca_file=self._ca_file(raw.get("ca_file")),
         )
+
+    def _ca_file(self, value: object) -> str | None:
+        if value is None:
+            return None
+        file = self.base_dir / self.text(value, "http.ca_file")
+        if not file.is_file():
+            self.problem("http.ca_file", f"{file} is not a readable file of PEM certificates")
+        return str(file)
 
     def _image_types(self, value: object) -> tuple[str, ...]:
         if value is None:

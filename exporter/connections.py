@@ -139,6 +139,9 @@ class ThreadingServer(ThreadingMixIn, WSGIServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops connection attempts beyond it while the
+    # accept loop waits for the GIL; their SYNs are retried only after 1 s, 3 s, 7 s...
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], tls: ServerTls | None, limits: Limits) -> None:
         self.tls = tls

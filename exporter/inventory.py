@@ -84,9 +84,26 @@ class Tally:
         self._lock = threading.Lock()
 
     def add_page(self, images: list[dict[str, Any]], listed_by: str) -> None:
-        """Count one page of images; safe to call from the threads listing each filter."""
+        """Count one page of images; safe to call from the threads listing each filter.
+
+        Raw field values are counted first and turned into label values once per distinct
+        group, so the common image costs a lookup and a tuple; images that need more (kept
+        one by one, or of a kind no filter owns) take the path of `add`.
+        """
+        owners, fields, info_types = self._owners, self._fields, self._info_types
+        raw: Counter[tuple[Any, ...]] = Counter()
+        others = []
+        for image in images:
+            kind = image.get("type")
+            owner = owners.get(kind) if isinstance(kind, str) else None
+            if owner == listed_by and kind not in info_types:
+                raw[tuple(map(image.get, fields))] += 1
+            elif owner is None or owner == listed_by:
+                others.append(image)
         with self._lock:
-            for image in images:
+            for values, count in raw.items():
+                self.counts[tuple(map(_text, values))] += count
+            for image in others:
                 self.add(image, listed_by)
 
     def add(self, image: dict[str, Any], listed_by: str) -> None:

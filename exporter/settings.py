@@ -94,6 +94,7 @@ class HttpConfig:
     max_attempts: int = 4
     initial_backoff: float = 0.3
     max_backoff: float = 20.0
+    ca_file: str | None = None
 
 
 @dataclass(frozen=True)

@@ -159,3 +159,12 @@ def test_an_image_listed_twice_is_an_error_not_two_series() -> None:
 
     with pytest.raises(PaginationError, match="m-1 appears twice"):
         tally.add_page([{"id": "m-3", "type": "Custom"}, image], "All")
+
+
+def test_the_allocator_tuning_takes_effect_on_glibc() -> None:
+    import platform
+
+    from exporter.allocator import pin_mmap_threshold
+
+    assert platform.libc_ver()[0] == "glibc", "the supported platforms use glibc"
+    assert pin_mmap_threshold() is True

@@ -19,8 +19,11 @@ from baidubce.auth.bce_credentials import BceCredentials
 from baidubce.bce_client_configuration import BceClientConfiguration
 from baidubce.services.bcc.bcc_client import BccClient
 
+from exporter.app import Exporter
+from exporter.config import parse_config
 from exporter.signer import Credentials, authorization, format_timestamp
 from exporter.simulator import SimulatedAccount, Simulator
+from tests.conftest import refresh_all
 
 AK = "5a5a5a5a6b6b6b6b7c7c7c7c8d8d8d8d"
 SK = "0f0f0f0f1e1e1e1e2d2d2d2d3c3c3c3c"
@@ -163,3 +166,34 @@ def start_cli(*flags: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _exporter_over_tls(sim: Simulator, http: dict[str, str]) -> Exporter:
+    data = {
+        "accounts": [
+            {
+                "name": "tls",
+                "access_key_id": AK,
+                "secret_access_key": SK,
+                "regions": ["bj"],
+                "endpoint": sim.endpoint,
+            }
+        ],
+        "http": {"max_attempts": 1, **http},
+    }
+    return Exporter(parse_config(data, environ={}))
+
+
+def test_the_exporter_trusts_a_private_ca_only_when_told(
+    tls_sim: Simulator, pem_files: dict[str, Path]
+) -> None:
+    trusting = _exporter_over_tls(tls_sim, {"ca_file": str(pem_files["ca"])})
+    default = _exporter_over_tls(tls_sim, {})
+    assert tls_sim.url.startswith("https://")
+
+    refresh_all(trusting)
+    refresh_all(default)
+
+    up = [exporter.targets[0].outcome for exporter in (trusting, default)]
+    assert up[0] is not None and up[0].up
+    assert up[1] is not None and not up[1].up and "cannot reach" in (up[1].error or "")
