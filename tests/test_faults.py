@@ -11,7 +11,16 @@ import pytest
 from exporter.app import Exporter
 from exporter.config import parse_config
 from exporter.simulator import Fault, Simulator
-from tests.conftest import AK, SK, expected_counts, image_counts, refresh_all, scrape, value
+from tests.conftest import (
+    AK,
+    SK,
+    Samples,
+    expected_counts,
+    image_counts,
+    refresh_all,
+    scrape,
+    value,
+)
 
 DATASET_A = {"System": 1500, "Custom": 12, "Sharing": 2}
 DATASET_B = {"System": 1400, "Custom": 15, "Sharing": 1}
@@ -120,18 +129,21 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_connection_refused_marks_only_that_target_down(sim: Simulator) -> None:
-    exporter = _exporter(sim, endpoint=f"http://127.0.0.1:{_closed_port()}/{{region}}")
-
-    refresh_all(exporter)
-    samples = scrape(exporter)
-
+def _assert_only_faulty_failed_with_connection_errors(samples: Samples) -> None:
     assert value(samples, "bce_bcc_up", **_labels("faulty", "bj")) == 0
     labels = {**_labels("faulty", "bj"), "operation": "ListImages"}
     errors = value(samples, "bce_bcc_api_errors_total", **labels, code="connection")
     assert errors is not None and errors >= 2, "retried once, then failed"
     assert errors == value(samples, "bce_bcc_api_requests_total", **labels)
     assert value(samples, "bce_bcc_up", **_labels("healthy", "gz")) == 1
+
+
+def test_connection_refused_marks_only_that_target_down(sim: Simulator) -> None:
+    exporter = _exporter(sim, endpoint=f"http://127.0.0.1:{_closed_port()}/{{region}}")
+
+    refresh_all(exporter)
+
+    _assert_only_faulty_failed_with_connection_errors(scrape(exporter))
 
 
 def test_dns_failure_is_a_connection_error(
@@ -149,14 +161,8 @@ def test_dns_failure_is_a_connection_error(
     exporter = _exporter(sim, endpoint="http://bcc.{region}.unresolvable.test")
 
     refresh_all(exporter)
-    samples = scrape(exporter)
 
-    assert value(samples, "bce_bcc_up", **_labels("faulty", "bj")) == 0
-    labels = {**_labels("faulty", "bj"), "operation": "ListImages"}
-    errors = value(samples, "bce_bcc_api_errors_total", **labels, code="connection")
-    assert errors is not None and errors >= 2, "retried once, then failed"
-    assert errors == value(samples, "bce_bcc_api_requests_total", **labels)
-    assert value(samples, "bce_bcc_up", **_labels("healthy", "gz")) == 1
+    _assert_only_faulty_failed_with_connection_errors(scrape(exporter))
 
 
 @pytest.mark.parametrize("offset", [-3600.0, 2 * 3600.0])
