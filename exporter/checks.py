@@ -110,6 +110,9 @@ class ProblemCollector:
         name, default = match.group(1), match.group(2)
         if name is None:
             return "$"
+        if default is not None and "${" in default:
+            self.problem(path, f"a default cannot hold another ${{...}}: ${{{name}:-{default}}}")
+            return ""
         if name in self.environ:
             return self.environ[name]
         if default is not None:

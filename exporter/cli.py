@@ -128,7 +128,11 @@ def _serve(exporter: Exporter, server: HttpServer, address: str, config_file: st
             server.stop()
             exporter.stop()
             log.info("exporter stopped")
-            return 0
+            # Worker threads may sit in a request until its read timeout, and the interpreter
+            # would wait for them at exit: leave now, as promised, once the logs are out.
+            logging.shutdown()
+            sys.stdout.flush()
+            os._exit(0)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -58,6 +58,7 @@ class BccClient:
         self._session.trust_env = False
         self._session.verify = http.ca_file or True
         self._clock = SigningClock()
+        self._closed = False
         metrics.start_target(account, region)
 
     def list_pages(self, image_type: str, deadline: float) -> Iterator[list[dict[str, Any]]]:
@@ -68,6 +69,9 @@ class BccClient:
         listing = Listing()
         marker: str | None = None
         for _ in range(self._max_pages):
+            if self._closed:
+                # A reload or a stop retired this client: its listing is no longer wanted.
+                raise ApiError("connection", "the client was retired by a reload or a stop")
             page = self._fetch_with_retries(image_type, marker, deadline, listing)
             yield page.images
             if page.next_marker is None:
@@ -79,8 +83,13 @@ class BccClient:
         )
 
     def close(self) -> None:
-        """Close the pooled connections."""
+        """Close the pooled connections; the next request opens a new one."""
         self._session.close()
+
+    def retire(self) -> None:
+        """Close the connections and refuse further pages: a reload or a stop let go of it."""
+        self._closed = True
+        self.close()
 
     def _fetch_with_retries(
         self, image_type: str, marker: str | None, deadline: float, listing: Listing

@@ -7,11 +7,12 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from exporter.checks import ProblemCollector
-from exporter.credentials import SecretSource
+from exporter.credentials import SecretSource, read_regular_file
 from exporter.errors import ConfigError, shown
 from exporter.settings import (
     DEFAULT_ENDPOINT,
@@ -60,7 +61,9 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     """Read a configuration file; raise ConfigError listing every problem found."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_regular_file(file)
+    except UnicodeDecodeError as err:
+        raise ConfigError([f"{file} is not UTF-8 text: {err.reason} at byte {err.start}"]) from err
     except OSError as err:
         raise ConfigError(
             [f"cannot read config file {file}: {err.strerror}; pass --config.file PATH"]
@@ -130,6 +133,8 @@ class _ConfigReader(ProblemCollector):
             self.problem(
                 f"{path}.endpoint", f"must start with http:// or https://, got {shown(endpoint)}"
             )
+        elif endpoint:
+            self._check_url(endpoint, f"{path}.endpoint")
         if len(regions) > 1 and "{region}" not in endpoint:
             self.problem(
                 f"{path}.endpoint",
@@ -147,6 +152,12 @@ class _ConfigReader(ProblemCollector):
             endpoint=endpoint,
             quotas=self._quotas(raw.get("quotas", {}), f"{path}.quotas"),
         )
+
+    def _check_url(self, endpoint: str, path: str) -> None:
+        try:
+            urlsplit(endpoint.replace("{region}", "region")).port  # noqa: B018 - it validates
+        except ValueError as err:
+            self.problem(path, f"is not a usable URL: {err}")
 
     def _regions(self, value: object, path: str, has_endpoint: bool) -> tuple[str, ...]:
         if not isinstance(value, list) or not value:
@@ -182,6 +193,9 @@ class _ConfigReader(ProblemCollector):
             file = self.base_dir / name
             try:
                 source = SecretSource.from_file(file)
+            except UnicodeDecodeError:
+                self.problem(f"{path}.{file_key}", f"{file} is not UTF-8 text")
+                return None
             except OSError as err:
                 self.problem(f"{path}.{file_key}", f"cannot read {file}: {err.strerror}")
                 return None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 import threading
 from pathlib import Path
 
@@ -26,7 +28,7 @@ class SecretSource:
     @classmethod
     def from_file(cls, path: Path) -> SecretSource:
         """Read a secret file now; raise OSError when it cannot be read."""
-        return cls(path.read_text(encoding="utf-8").strip(), path)
+        return cls(read_regular_file(path).strip(), path)
 
     def __repr__(self) -> str:
         return f"SecretSource(path={self.path!s})" if self.path else "SecretSource(<text>)"
@@ -45,10 +47,10 @@ class SecretSource:
     def _reload(self, stamp: tuple[int, int] | None) -> None:
         assert self.path is not None
         try:
-            text = self.path.read_text(encoding="utf-8").strip()
-        except OSError as err:
+            text = read_regular_file(self.path).strip()
+        except (OSError, UnicodeDecodeError) as err:
             log.warning(
-                "cannot re-read secret file", extra={"file": str(self.path), "error": err.strerror}
+                "cannot re-read secret file", extra={"file": str(self.path), "error": str(err)}
             )
             self._stamp = stamp  # warn once per change of the file, not on every request
             return
@@ -60,6 +62,19 @@ class SecretSource:
             return
         self._value, self._stamp = text, stamp
         log.info("secret file changed; using the new secret", extra={"file": str(self.path)})
+
+
+def read_regular_file(path: Path) -> str:
+    """Read a UTF-8 text file, refusing FIFOs, devices and directories, which could block."""
+    with open(path, "rb", opener=_open_nonblocking) as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return file.read().decode("utf-8")
+
+
+def _open_nonblocking(path: str, flags: int) -> int:
+    # O_NONBLOCK lets opening a FIFO with no writer return at once instead of hanging.
+    return os.open(path, flags | os.O_NONBLOCK)
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

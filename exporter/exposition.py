@@ -108,8 +108,8 @@ def render(
     parts = [group.text(content_type, encoder) for group in frozen[1:]]
     parts.extend(memo.text(family, content_type, encoder) for family in live)
     parts.append(memo.trailer(content_type, encoder))
-    headers = [("Content-Type", content_type)]
-    if "gzip" in accept_encoding:
+    headers = [("Content-Type", content_type), ("Vary", "Accept-Encoding")]
+    if wants_gzip(accept_encoding):
         headers.append(("Content-Encoding", "gzip"))
         if frozen:
             return frozen[0].gzip_prefix(content_type, encoder).finish(b"".join(parts)), headers
@@ -164,6 +164,20 @@ def _memo_of(registry: CollectorRegistry) -> _Memo:
         if memo is None:
             memo = _MEMOS[registry] = _Memo()
     return memo
+
+
+def wants_gzip(accept_encoding: str) -> bool:
+    """Tell whether `Accept-Encoding` accepts gzip, honouring `q=0` as a refusal."""
+    for item in accept_encoding.split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip().lower() not in ("gzip", "*"):
+            continue
+        quality = params.strip().removeprefix("q=").strip() if params else "1"
+        try:
+            return float(quality) > 0
+        except ValueError:
+            return False
+    return False
 
 
 def _split(metrics: Iterable[Metric]) -> tuple[list[FrozenFamilies], list[Metric]]:

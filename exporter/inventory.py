@@ -124,6 +124,9 @@ class Tally:
 
     def _keep(self, image: dict[str, Any]) -> None:
         image_id = _text(image.get("id"))
+        if image_id == MISSING_VALUE or len(image_id) >= MAX_LABEL_LENGTH:
+            self.dropped += 1  # no usable id to name the series by
+            return
         if image_id in self._record_ids:
             # Two series with the same labels would make the whole page invalid.
             raise PaginationError(
@@ -164,4 +167,5 @@ def _timestamp(value: object) -> float | None:
 def _text(value: object) -> str:
     if value is None or value == "":
         return MISSING_VALUE
-    return str(value)[:MAX_LABEL_LENGTH]
+    # JSON may carry lone surrogates, which no exposition can encode: replace them.
+    return str(value)[:MAX_LABEL_LENGTH].encode("utf-8", "replace").decode("utf-8")

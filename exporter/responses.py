@@ -60,7 +60,7 @@ def parse_page(body: bytes, max_keys: int, listing: Listing) -> Page:
     """Check a 200 body against the documented shape; refuse anything that could miscount."""
     try:
         doc = json.loads(body)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         raise _invalid(f"response is not JSON ({_describe_body(body)})") from err
     if not isinstance(doc, dict):
         raise _invalid(f"response is JSON {type(doc).__name__}, expected an object")
@@ -160,7 +160,7 @@ def _check_images(images: list[Any], listing: Listing) -> None:
 def _error_fields(body: bytes) -> tuple[str | None, str | None, str | None]:
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None, None, None
     if not isinstance(doc, dict) or not isinstance(doc.get("code"), str):
         return None, None, None

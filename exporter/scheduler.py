@@ -14,6 +14,7 @@ from exporter.targets import Target
 
 # Time kept back from Prometheus's scrape timeout to render and send the response.
 SCRAPE_TIMEOUT_MARGIN = 0.5
+WAIT_SLICE_SECONDS = 0.1
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class Scheduler:
         self._target_pool.shutdown(wait=False, cancel_futures=True)
         self._filter_pool.shutdown(wait=False, cancel_futures=True)
         for target in self.targets:
-            target.client.close()
+            target.client.retire()
 
     def refresh_due(
         self, scrape_timeout: float | None, targets: Sequence[Target] | None = None
@@ -66,7 +67,12 @@ class Scheduler:
         chosen = self.targets if targets is None else targets
         due = [t for t in chosen if _age(t, now) >= self.refresh.min_interval]
         futures = [self.submit(target, deadline) for target in due]
-        wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+        # Wait in slices: a stop (a reload) cancels queued refreshes without waking `wait`.
+        while futures and not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            futures = list(wait(futures, timeout=min(remaining, WAIT_SLICE_SECONDS)).not_done)
 
     def submit(self, target: Target, deadline: float) -> Future[None]:
         """Start a refresh of `target`, or return the one already in flight."""
@@ -100,7 +106,7 @@ class Scheduler:
             self._stop.wait(max(0.05, min(next_due.values()) - time.monotonic()))
 
     def _first_delay(self, target: Target) -> float:
-        if target.outcome is None:
+        if target.outcome is None or target.snapshot is None:
             return 0.0
         return max(0.0, self.refresh.interval - (time.time() - target.outcome.finished_at))
 

@@ -112,11 +112,12 @@ class Target:
         if earlier is None:
             return
         with earlier._lock:
-            self.outcome, self.last_success = earlier.outcome, earlier.last_success
             self.dropped_total = earlier.dropped_total
             comparable = (earlier.labels, earlier.image_types, earlier.info)
-            if comparable == (self.labels, self.image_types, self.info):
-                self.snapshot = earlier.snapshot
+            if comparable != (self.labels, self.image_types, self.info):
+                return  # counts of another shape: refresh at once instead
+            self.outcome, self.last_success = earlier.outcome, earlier.last_success
+            self.snapshot = earlier.snapshot
 
     def drop_if_older(self, max_age: float, now: float) -> None:
         """Forget the snapshot once it is older than `max_age` seconds."""

@@ -79,7 +79,7 @@ def make_app(exporter: Exporter, *, lifecycle: bool = False) -> WsgiApp:
             return _reply(
                 start_response, status, body, [("Content-Type", "text/html; charset=utf-8")]
             )
-        return _reply(start_response, status, b"" if method == "HEAD" else body, headers)
+        return _reply(start_response, status, body, headers, head=method == "HEAD")
 
     return app
 
@@ -126,13 +126,15 @@ def _reply(
     status: str,
     body: bytes,
     headers: list[tuple[str, str]] | None = None,
+    *,
+    head: bool = False,
 ) -> list[bytes]:
     headers = list(headers or [])
     if not any(name == "Content-Type" for name, _ in headers):
         headers.append(("Content-Type", "text/plain; charset=utf-8"))
     headers.append(("Content-Length", str(len(body))))
     start_response(status, headers)
-    return [body]
+    return [] if head else [body]
 
 
 def _landing_page() -> bytes:

@@ -205,3 +205,32 @@ def test_listen_addresses_are_parsed(address: str, expected: tuple[str, int]) ->
 def test_bad_listen_addresses_are_refused(address: str) -> None:
     with pytest.raises(ValueError, match="HOST:PORT"):
         parse_listen_address(address)
+
+
+def test_sigterm_during_a_slow_refresh_still_stops_within_two_seconds(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    simulator.add_fault(Fault("latency", delay=8.0))
+    config = _write_config(tmp_path, simulator)
+    port = _free_port()
+    process = subprocess.Popen(
+        [*COMMAND, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    time.sleep(0.5)
+    # Requests are logged once answered: none yet means the first refresh is in flight.
+    assert simulator.requests == []
+
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=10)
+
+    assert code == 0 and time.monotonic() - started < 2.0

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 from exporter.config import load_config, parse_config
 from exporter.credentials import SecretSource
@@ -18,9 +20,11 @@ MINIMAL = {
 }
 
 
-def _problems(data: object, environ: dict[str, str] | None = None) -> list[str]:
+def _problems(
+    data: object, environ: dict[str, str] | None = None, base_dir: Path = Path(".")
+) -> list[str]:
     with pytest.raises(ConfigError) as info:
-        parse_config(data, environ=environ or {})
+        parse_config(data, base_dir=base_dir, environ=environ or {})
     return info.value.problems
 
 
@@ -210,3 +214,34 @@ def test_an_unset_variable_is_reported_once_per_key() -> None:
         "accounts[0].access_key_id: environment variable NOPE_AK is not set; "
         "export it or write ${NOPE_AK:-default}"
     ]
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:99999/{region}", "http://[::1/{region}"])
+def test_an_endpoint_that_is_no_url_is_reported(endpoint: str) -> None:
+    data = {"accounts": [{**MINIMAL["accounts"][0], "endpoint": endpoint}]}
+    assert any(p.startswith("accounts[0].endpoint: is not a usable URL") for p in _problems(data))
+
+
+@pytest.mark.parametrize("duration", [".nan", ".inf", "1e9", "100000000s"])
+def test_durations_must_be_finite_and_reasonable(duration: str) -> None:
+    data = {**MINIMAL, "refresh": {"interval": yaml.safe_load(duration)}}
+    assert any(p.startswith("refresh.interval:") for p in _problems(data))
+
+
+def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "config.yml").write_bytes(b"# Z\xfcrich\naccounts: []\n")
+    with pytest.raises(ConfigError, match="is not UTF-8"):
+        load_config(tmp_path / "config.yml")
+
+
+def test_a_secret_fifo_is_refused_instead_of_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "sk")
+    data = {"accounts": [{**MINIMAL["accounts"][0], "secret_access_key_file": "sk"}]}
+    del data["accounts"][0]["secret_access_key"]
+    problems = _problems(data, base_dir=tmp_path)
+    assert any("not a regular file" in p for p in problems)
+
+
+def test_a_nested_reference_in_a_default_is_refused() -> None:
+    data = {"accounts": [{**MINIMAL["accounts"][0], "name": "${A:-${B}}"}]}
+    assert any("cannot hold another" in p for p in _problems(data, environ={"B": "b"}))

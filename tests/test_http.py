@@ -159,3 +159,32 @@ def test_promtool_finds_no_problem_in_the_exposition(interval_exporter: Served) 
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "" and result.stderr.strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "gzipped"),
+    [
+        ("gzip", True),
+        ("gzip;q=0", False),
+        ("identity, gzip;q=0.5", True),
+        ("br", False),
+        ("*", True),
+    ],
+)
+def test_gzip_follows_accept_encoding_qualities(
+    interval_exporter: Served, accept_encoding: str, gzipped: bool
+) -> None:
+    _, url = interval_exporter
+    response = requests.get(
+        f"{url}/metrics", headers={"Accept-Encoding": accept_encoding}, stream=True, timeout=5
+    )
+    assert (response.headers.get("Content-Encoding") == "gzip") is gzipped
+    assert response.headers["Vary"] == "Accept-Encoding"
+
+
+def test_head_announces_the_length_of_the_body_it_leaves_out(interval_exporter: Served) -> None:
+    _, url = interval_exporter
+    get = requests.get(f"{url}/healthz", timeout=5)
+    head = requests.head(f"{url}/healthz", timeout=5)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["Content-Length"] == get.headers["Content-Length"] == str(len(get.content))

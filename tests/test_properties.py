@@ -128,3 +128,33 @@ def test_a_valid_tree_round_trips_through_yaml(tmp_path: Path) -> None:
     path = tmp_path / "config.yml"
     path.write_text(yaml.safe_dump(tree))
     assert load_config(path, environ={}).accounts[0].regions == ("bj",)
+
+
+def test_deeply_nested_json_is_an_invalid_response_not_a_crash() -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+    _parse_page(body)
+    assert parse_error(500, body, {}).code == "http_500"
+
+
+def test_lone_surrogates_in_labels_are_replaced_so_the_page_stays_encodable() -> None:
+    from prometheus_client import generate_latest
+    from prometheus_client.core import GaugeMetricFamily
+
+    from exporter.inventory import Tally, owner_filters
+
+    page = parse_page(
+        b'{"images": [{"id": "m-1", "type": "System", "osName": "A\\ud800"}]}', 5, Listing()
+    )
+    tally = Tally(("os_name",), owner_filters(["All"]))
+    tally.add_page(page.images, "All")
+    (label,) = next(iter(tally.counts))
+
+    assert label == "A?"
+    family = GaugeMetricFamily("x", "y", labels=["os_name"])
+    family.add_metric([label], 1)
+
+    class _One:
+        def collect(self) -> list[GaugeMetricFamily]:
+            return [family]
+
+    assert b'os_name="A?"' in generate_latest(_One())

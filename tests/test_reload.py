@@ -191,3 +191,82 @@ def test_a_bad_web_config_is_reported_and_fails(tmp_path: Path, simulator: Simul
     )
     assert result.returncode == 1
     assert "tls_server_config" in result.stderr and "basic_auth_users" in result.stderr
+
+
+def test_a_reload_releases_a_scrape_waiting_on_queued_refreshes(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    import threading
+
+    from exporter.simulator import Fault
+
+    simulator.add_fault(Fault("latency", delay=1.0))
+    path = tmp_path / "config.yml"
+    data = yaml.safe_load(_config_file(tmp_path, simulator, ["bj", "gz", "su"]).read_text())
+    data["refresh"] = {"mode": "scrape", "concurrency": 1}
+    path.write_text(yaml.safe_dump(data))
+    exporter = Exporter(load_config(path), path)
+    took: list[float] = []
+
+    def scrape_once() -> None:
+        started = time.monotonic()
+        exporter.before_scrape(10.0)
+        took.append(time.monotonic() - started)
+
+    thread = threading.Thread(target=scrape_once)
+    thread.start()
+    time.sleep(0.3)
+    assert exporter.try_reload() == []
+    thread.join(timeout=15)
+
+    assert took and took[0] < 2.0, "the scrape returned soon after the reload, not at 10 s"
+
+
+def test_a_reload_that_changes_the_labels_refreshes_kept_targets_at_once(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    path = _config_file(tmp_path, simulator, ["bj"])
+    exporter = Exporter(load_config(path), path)
+    refresh_all(exporter)
+    exporter.start()
+    try:
+        data = yaml.safe_load(path.read_text())
+        data["labels"] = ["image_type"]
+        path.write_text(yaml.safe_dump(data))
+        simulator.clear_requests()
+        assert exporter.try_reload() == []
+        deadline = time.monotonic() + 5
+        while not image_counts(scrape(exporter), "bj") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        samples = scrape(exporter)
+    finally:
+        exporter.stop()
+    assert image_counts(samples, "bj"), "counts in the new shape arrive without waiting"
+    assert {label for key in image_counts(samples, "bj") for label, _ in key} == {"image_type"}
+
+
+def test_a_removed_target_stops_calling_the_api_after_a_reload(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    from exporter.simulator import Fault
+
+    simulator.set_images(AK, "gz", {"System": 5000})
+    simulator.add_fault(Fault("latency", region="gz", delay=0.3))
+    path = _config_file(tmp_path, simulator, ["bj", "gz"])
+    data = yaml.safe_load(path.read_text())
+    data["page_size"] = 100
+    path.write_text(yaml.safe_dump(data))
+    exporter = Exporter(load_config(path), path)
+    exporter.start()
+    try:
+        time.sleep(0.5)
+        data["accounts"][0]["regions"] = ["bj"]
+        path.write_text(yaml.safe_dump(data))
+        assert exporter.try_reload() == []
+        time.sleep(0.7)
+        simulator.clear_requests()
+        time.sleep(1.0)
+        late = [r for r in simulator.requests if r.region == "gz"]
+    finally:
+        exporter.stop()
+    assert late == [], "the abandoned listing of gz went on calling the API"
