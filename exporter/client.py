@@ -13,6 +13,7 @@ import requests
 
 from exporter.apimetrics import ApiMetrics
 from exporter.clock import SigningClock
+from exporter.deadline import GuardedAdapter, deadline_guard
 from exporter.errors import ApiError, PaginationError
 from exporter.responses import Listing, Page, parse_error, parse_page
 from exporter.settings import HttpConfig
@@ -52,7 +53,7 @@ class BccClient:
         self._max_pages = max_pages
         self._base, self._host, self._path = _split_endpoint(endpoint)
         self._session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+        adapter = GuardedAdapter(pool_connections=1, pool_maxsize=pool_size)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.trust_env = False
@@ -181,31 +182,33 @@ class BccClient:
             min(self._http.read_timeout, remaining),
         )
         sent_at = time.time()
-        try:
-            with self._session.get(
-                f"{self._base}{self._path}?{query}",
-                headers=headers,
-                timeout=timeout,
-                stream=True,
-                allow_redirects=False,
-            ) as response:
-                skew = self._clock.observe(response.headers.get("Date"), sent_at, time.time())
-                if skew is not None:
-                    self._metrics.clock_skew.labels(self.account, self.region).set(skew)
-                body = _read_bounded(response, deadline)
-                return (
-                    response.status_code,
-                    body,
-                    {k.lower(): v for k, v in response.headers.items()},
-                )
-        except requests.Timeout as err:
-            raise ApiError(
-                "timeout", f"BCC API did not answer in time: {type(err).__name__}", retryable=True
-            ) from err
-        except requests.RequestException as err:
-            raise ApiError(
-                "connection", f"cannot reach {self._base}: {type(err).__name__}", retryable=True
-            ) from err
+        with deadline_guard(remaining) as guard:
+            try:
+                with self._session.get(
+                    f"{self._base}{self._path}?{query}",
+                    headers=headers,
+                    timeout=timeout,
+                    stream=True,
+                    allow_redirects=False,
+                ) as response:
+                    skew = self._clock.observe(response.headers.get("Date"), sent_at, time.time())
+                    if skew is not None:
+                        self._metrics.clock_skew.labels(self.account, self.region).set(skew)
+                    body = _read_bounded(response, deadline)
+                    answer_headers = {k.lower(): v for k, v in response.headers.items()}
+                    return response.status_code, body, answer_headers
+            except requests.RequestException as err:
+                raise _transport_error(err, guard.expired, self._base) from err
+
+
+def _transport_error(err: requests.RequestException, expired: bool, base: str) -> ApiError:
+    if expired:
+        return ApiError("timeout", "the answer did not arrive before the refresh deadline")
+    if isinstance(err, requests.Timeout):
+        return ApiError(
+            "timeout", f"BCC API did not answer in time: {type(err).__name__}", retryable=True
+        )
+    return ApiError("connection", f"cannot reach {base}: {type(err).__name__}", retryable=True)
 
 
 def _read_bounded(response: requests.Response, deadline: float) -> bytes:

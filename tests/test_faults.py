@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -221,3 +224,55 @@ def test_a_wrong_secret_gets_the_real_signature_error(sim: Simulator) -> None:
     assert errors is not None and sent is not None and errors >= 1
     assert errors == sent, "signature errors are not retried"
     assert sent <= len(exporter.config.image_types)
+
+
+def _trickling_server(stop: threading.Event, body_too: bool) -> tuple[socket.socket, int]:
+    """Answer every connection one byte every 0.2 s: headers, then maybe a body, for ever."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed by the test
+            threading.Thread(target=trickle, args=(conn,), daemon=True).start()
+
+    def trickle(conn: socket.socket) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        if body_too:
+            conn.sendall(head + b"Content-Length: 100000\r\n\r\n")
+            head = b'{"images": [' + b" " * 99_000
+        with contextlib.suppress(OSError):
+            for byte in head:
+                if stop.wait(0.2):
+                    break
+                conn.sendall(bytes([byte]))
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, int(server.getsockname()[1])
+
+
+@pytest.mark.parametrize("body_too", [False, True], ids=["headers", "body"])
+def test_a_trickling_answer_is_cut_at_the_refresh_deadline(sim: Simulator, body_too: bool) -> None:
+    stop = threading.Event()
+    server, port = _trickling_server(stop, body_too)
+    try:
+        exporter = _exporter(sim, endpoint=f"http://127.0.0.1:{port}/{{region}}", timeout="1s")
+        started = time.monotonic()
+        refresh_all(exporter, timeout=1.0)
+        elapsed = time.monotonic() - started
+        samples = scrape(exporter)
+    finally:
+        stop.set()
+        server.close()
+    assert elapsed < 2.0, f"the refresh took {elapsed:.1f}s against a 1 s deadline"
+    assert value(samples, "bce_bcc_up", **_labels("faulty", "bj")) == 0
+    labels = {**_labels("faulty", "bj"), "operation": "ListImages"}
+    assert value(samples, "bce_bcc_api_errors_total", **labels, code="timeout")
