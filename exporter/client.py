@@ -87,6 +87,11 @@ class BccClient:
         """Close the pooled connections; the next request opens a new one."""
         self._session.close()
 
+    @property
+    def retired(self) -> bool:
+        """Tell whether a reload or a stop let go of this client."""
+        return self._closed
+
     def retire(self) -> None:
         """Close the connections and refuse further pages: a reload or a stop let go of it."""
         self._closed = True

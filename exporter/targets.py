@@ -83,6 +83,10 @@ class Target:
             failed.set()
             for future in futures:
                 future.cancel()
+            if self.client.retired:
+                # A reload or a stop let go of this target: its failure concerns no one.
+                log.debug("abandoned the refresh of a retired target", extra=self._fields())
+                return
             self._fail(err, time.monotonic() - started)
             return
         duration = time.monotonic() - started
