@@ -42,7 +42,7 @@ EXPECTED_ROWS = [
     (3, r"API calls caused by [\d,]+ scrapes of 4 targets$"),
     (4, r"CPU per 1,000 images \(fetch, parse, count\), 200 images in 1 pages?$"),
     *(
-        (5, rf"peak resident memory, {n} images in one target \(\+[\d.]+ MiB\)$")
+        (5, rf"peak resident memory, {n} images in one target \([+-][\d.]+ MiB\)$")
         for n in (100, 200, 400, 800)
     ),
     *((6, pattern) for pattern in SDK_ROWS),
