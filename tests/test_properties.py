@@ -9,7 +9,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from exporter.config import load_config, parse_config
+from exporter.config import ACCOUNT_KEYS, TOP_KEYS, load_config, parse_config
 from exporter.errors import ApiError, ConfigError
 from exporter.responses import Listing, parse_error, parse_page
 
@@ -31,25 +31,7 @@ PAGE = st.fixed_dictionaries(
         "marker": JSON,
     },
 )
-CONFIG_KEYS = st.sampled_from(
-    [
-        "accounts",
-        "refresh",
-        "http",
-        "image_types",
-        "page_size",
-        "quotas",
-        "labels",
-        "name",
-        "access_key_id",
-        "secret_access_key",
-        "regions",
-        "endpoint",
-        "mode",
-        "interval",
-        "x",
-    ]
-)
+CONFIG_KEYS = st.sampled_from(sorted(TOP_KEYS | ACCOUNT_KEYS | {"mode", "interval", "x"}))
 YAML_TREE = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=10),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(CONFIG_KEYS, inner, max_size=5),
