@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import resource
 import statistics
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,22 @@ def refresh(exporter: Exporter, *, cold: bool = True) -> float:
 def counted_images(exporter: Exporter) -> int:
     """Return how many images the exporter's snapshots hold."""
     return sum(sum(t.snapshot.counts.values()) for t in exporter.targets if t.snapshot)
+
+
+def run_together(work: Sequence[Callable[[threading.Barrier], None]]) -> float:
+    """Run each callable in its own thread, released together; return seconds until all end.
+
+    Each callable is handed the barrier and waits on it where its timed part begins.
+    """
+    barrier = threading.Barrier(len(work) + 1)
+    threads = [threading.Thread(target=job, args=(barrier,)) for job in work]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
 
 
 def cpu_seconds() -> float:

@@ -6,12 +6,15 @@ CPU does not share an interpreter with the server under test; prints one JSON li
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import threading
 import time
 from http.client import HTTPConnection
 from urllib.parse import urlsplit
+
+from bench.harness import run_together
 
 # What Prometheus 2.x sends by default: OpenMetrics preferred, gzip accepted.
 HEADERS = {
@@ -32,10 +35,9 @@ def scrape_all(url: str, scrapers: int, scrapes: int) -> dict[str, object]:
     latencies: list[float] = []
     failures: list[str] = []
     lock = threading.Lock()
-    barrier = threading.Barrier(scrapers + 1)
     shares = [scrapes // scrapers + (1 if i < scrapes % scrapers else 0) for i in range(scrapers)]
 
-    def scraper(count: int) -> None:
+    def scraper(count: int, barrier: threading.Barrier) -> None:
         barrier.wait()
         for _ in range(count):
             started = time.perf_counter()
@@ -50,16 +52,10 @@ def scrape_all(url: str, scrapers: int, scrapes: int) -> dict[str, object]:
                 if failure is not None:
                     failures.append(failure)
 
-    threads = [threading.Thread(target=scraper, args=(n,)) for n in shares]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
+    elapsed = run_together([functools.partial(scraper, n) for n in shares])
     return {
         "latencies": latencies,
-        "elapsed": time.perf_counter() - started,
+        "elapsed": elapsed,
         "failures": failures[:5],
         "failed": len(failures),
     }

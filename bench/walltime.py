@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from http.client import HTTPConnection
 from urllib.parse import urlsplit
 
@@ -21,6 +20,7 @@ from bench.harness import (
     median,
     minimum_calls,
     refresh,
+    run_together,
 )
 from bench.plan import Counts, Plan, large_region, typical_region
 from bench.simhost import Account, RemoteSimulators, ServerSpec
@@ -77,9 +77,8 @@ def _overlap_check(plan: Plan, url: str) -> Row:
 
 def _concurrent_gets(url: str, count: int) -> float:
     netloc = urlsplit(url).netloc
-    barrier = threading.Barrier(count + 1)
 
-    def get() -> None:
+    def get(barrier: threading.Barrier) -> None:
         connection = HTTPConnection(netloc, timeout=10)
         connection.connect()
         barrier.wait()
@@ -87,14 +86,7 @@ def _concurrent_gets(url: str, count: int) -> float:
         connection.getresponse().read()
         connection.close()
 
-    threads = [threading.Thread(target=get) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started
+    return run_together([get] * count)
 
 
 def _timed(plan: Plan, url: str, targets: dict[tuple[int, str], Counts], name: str) -> Row:
