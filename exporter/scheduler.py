@@ -46,7 +46,8 @@ class Scheduler:
 
     def stop(self) -> None:
         """Stop scheduling and abandon refreshes in flight without waiting for them."""
-        self._stop.set()
+        with self._lock:
+            self._stop.set()
         self._target_pool.shutdown(wait=False, cancel_futures=True)
         self._filter_pool.shutdown(wait=False, cancel_futures=True)
         for target in self.targets:
@@ -75,8 +76,15 @@ class Scheduler:
             futures = list(wait(futures, timeout=min(remaining, WAIT_SLICE_SECONDS)).not_done)
 
     def submit(self, target: Target, deadline: float) -> Future[None]:
-        """Start a refresh of `target`, or return the one already in flight."""
+        """Start a refresh of `target`, or return the one already in flight.
+
+        After `stop` (a reload raced with a scrape) it returns a finished future instead.
+        """
         with self._lock:
+            if self._stop.is_set():
+                finished: Future[None] = Future()
+                finished.set_result(None)
+                return finished
             running = self._in_flight.get(id(target))
             if running is not None and not running.done():
                 return running

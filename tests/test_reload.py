@@ -270,3 +270,19 @@ def test_a_removed_target_stops_calling_the_api_after_a_reload(
     finally:
         exporter.stop()
     assert late == [], "the abandoned listing of gz went on calling the API"
+
+
+def test_a_scheduler_stopped_by_a_reload_refuses_new_refreshes_quietly(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    path = _config_file(tmp_path, simulator, ["bj"])
+    exporter = Exporter(load_config(path), path)
+    old = exporter.scheduler
+    assert exporter.try_reload() == []
+    simulator.clear_requests()
+
+    future = old.submit(old.targets[0], time.monotonic() + 5)
+    old.refresh_due(None)
+
+    assert future.done() and future.result() is None
+    assert simulator.requests == []
